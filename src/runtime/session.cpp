@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include "base/thread_pool.h"
 
@@ -63,6 +64,21 @@ class StopFilter {
 };
 
 }  // namespace
+
+std::string FormatTimingTable(const Timings& t) {
+  char buf[512];
+  std::string out = "stage        ms   tokens   tokens/s\n";
+  auto row = [&](const char* stage, double ms, int64_t tokens, double tps) {
+    if (tokens >= 0) std::snprintf(buf, sizeof(buf), "%-8s %9.1f %8lld %10.1f\n", stage, ms, static_cast<long long>(tokens), tps);
+    else std::snprintf(buf, sizeof(buf), "%-8s %9.1f %8s %10s\n", stage, ms, "-", "-");
+    out += buf;
+  };
+  row("load", t.load_ms, -1, 0);
+  if (t.image_tokens > 0) row("vision", t.vision_ms, t.image_tokens, t.vision_ms > 0 ? t.image_tokens * 1e3 / t.vision_ms : 0);
+  row("prefill", t.prefill_ms, t.prompt_tokens, t.prefill_tokens_per_s());
+  row("decode", t.decode_ms, t.generated_tokens, t.decode_tokens_per_s());
+  return out;
+}
 
 Result<std::unique_ptr<Session>> Session::Create(const Model& model, const SessionOptions& options) {
   if (!model.decoder) return InvalidArgument("the model has no decoder");

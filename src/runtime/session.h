@@ -62,6 +62,10 @@ struct GenerateResult {
 // false ends generation. Text held back until the end (a possible stop
 // string that never completed, an unfinished character) arrives in a last
 // call with id -1.
+// The timing table `bitlens run` prints: load, vision, prefill, decode with
+// tokens and tokens/s, one row each.
+std::string FormatTimingTable(const Timings& timings);
+
 using TokenCallback = std::function<bool(int32_t id, std::string_view text)>;
 
 class Session {
