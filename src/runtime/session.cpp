@@ -95,7 +95,11 @@ Result<std::unique_ptr<Session>> Session::Create(const Model& model, const Sessi
   s->buffers_ = model.decoder->CarveBuffers(s->arena_.data(), s->context_, s->context_, threads);
   s->logits_ = s->arena_.data() + decoder_floats;
   s->image_embeds_ = image_rows > 0 ? s->logits_ + c.vocab_size : nullptr;
-  s->history_.reserve(s->context_);
+  s->tokens_.reserve(s->context_);
+  const RopeConfig& rope = c.rope;
+  if (rope.type == "longrope" && !model.config.is_vlm() && rope.original_max_position_embeddings < s->context_) {
+    s->recompute_at_ = rope.original_max_position_embeddings;
+  }
   return s;
 }
 
@@ -135,33 +139,39 @@ Result<std::vector<int32_t>> Session::TokenizePrompt(std::string_view text, bool
 }
 
 Status Session::Prefill(const int32_t* ids, int64_t n, const float* image_embeds) {
-  const TextConfig& c = model_.config.text;
   if (n <= 0) return InvalidArgument("the prompt is empty");
   if (n > context_) {
     return OutOfRange("prompt has " + std::to_string(n) + " tokens but the context holds " + std::to_string(context_) +
                       "; shorten the prompt or raise --max-context");
   }
+  tokens_.assign(ids, ids + n);
+  prefill_image_ = image_embeds;
+  return ForwardFromStart();
+}
+
+Status Session::ForwardFromStart() {
+  const int64_t n = static_cast<int64_t>(tokens_.size());
   kv_.Clear();
   const bool vlm = model_.config.is_vlm();
   const int32_t image_id = vlm ? static_cast<int32_t>(model_.config.image_token_index) : -1;
-  const int64_t h = c.hidden_size;
+  const int64_t h = model_.config.text.hidden_size;
+  const int64_t image_rows = vlm ? model_.config.image_seq_length() : 0;
   int64_t image_row = 0;
   for (int64_t t = 0; t < n; ++t) {
-    if (ids[t] == image_id) {
-      if (image_embeds == nullptr) return InvalidArgument("the prompt holds image tokens but no image was encoded");
-      if (image_row >= model_.config.image_seq_length()) {
-        return InvalidArgument("the prompt holds more image tokens than the image yields (" +
-                               std::to_string(model_.config.image_seq_length()) + ")");
+    if (tokens_[t] == image_id) {
+      if (prefill_image_ == nullptr) return InvalidArgument("the prompt holds image tokens but no image was encoded");
+      if (image_row >= image_rows) {
+        return InvalidArgument("the prompt holds more image tokens than the image yields (" + std::to_string(image_rows) + ")");
       }
-      std::copy(image_embeds + image_row * h, image_embeds + (image_row + 1) * h, buffers_.x + t * h);
+      std::copy(prefill_image_ + image_row * h, prefill_image_ + (image_row + 1) * h, buffers_.x + t * h);
       ++image_row;
     } else {
-      BL_TRY(model_.decoder->Embed(ids + t, 1, buffers_.x + t * h));
+      BL_TRY(model_.decoder->Embed(&tokens_[t], 1, buffers_.x + t * h));
     }
   }
-  if (image_embeds != nullptr && image_row != model_.config.image_seq_length()) {
+  if (prefill_image_ != nullptr && image_row != image_rows) {
     return InvalidArgument("the prompt holds " + std::to_string(image_row) + " image tokens but the image yields " +
-                           std::to_string(model_.config.image_seq_length()));
+                           std::to_string(image_rows));
   }
   BL_TRY(model_.decoder->Forward(n, 0, rope_, kv_.layers(), buffers_, 1, logits_));
   kv_.set_size(n);
@@ -171,6 +181,13 @@ Status Session::Prefill(const int32_t* ids, int64_t n, const float* image_embeds
 Status Session::DecodeStep(int32_t id) {
   const int64_t pos = kv_.size();
   if (pos >= context_) return OutOfRange("the context of " + std::to_string(context_) + " positions is full");
+  tokens_.push_back(id);
+  if (recompute_at_ == pos) {
+    // Phi3ForCausalLM.prepare_inputs_for_generation: when the sequence first
+    // outgrows original_max_position_embeddings, transformers drops the cache
+    // and recomputes everything with the long factors. Do the same.
+    return ForwardFromStart();
+  }
   BL_TRY(model_.decoder->Embed(&id, 1, buffers_.x));
   BL_TRY(model_.decoder->Forward(1, pos, rope_, kv_.layers(), buffers_, 1, logits_));
   kv_.set_size(pos + 1);
@@ -184,6 +201,8 @@ Result<std::vector<float>> Session::EvaluateLogits(const std::vector<int32_t>& i
     return OutOfRange(std::to_string(n) + " ids but the context holds " + std::to_string(context_));
   }
   kv_.Clear();
+  tokens_.assign(ids.begin(), ids.end());
+  prefill_image_ = nullptr;
   BL_TRY(model_.decoder->Embed(ids.data(), n, buffers_.x));
   std::vector<float> logits(static_cast<size_t>(n * vocab));
   BL_TRY(model_.decoder->Forward(n, 0, rope_, kv_.layers(), buffers_, n, logits.data()));
@@ -223,7 +242,6 @@ Result<GenerateResult> Session::Generate(const std::vector<int32_t>& prompt, con
   result.timings.prefill_ms = MsSince(start);
 
   start = Clock::now();
-  history_.assign(prompt.begin(), prompt.end());
   Sampler sampler(model_.config.text.vocab_size, options.sampling);
   std::unique_ptr<StreamingDecoder> detok;
   if (model_.tokenizer) detok = std::make_unique<StreamingDecoder>(*model_.tokenizer);
@@ -235,9 +253,8 @@ Result<GenerateResult> Session::Generate(const std::vector<int32_t>& prompt, con
     return on_token ? on_token(id, text) : true;
   };
   for (int64_t i = 0; i < options.max_tokens; ++i) {
-    const int32_t id = sampler.Sample(logits_, history_.data(), static_cast<int64_t>(history_.size()));
+    const int32_t id = sampler.Sample(logits_, tokens_.data(), static_cast<int64_t>(tokens_.size()));
     result.ids.push_back(id);
-    history_.push_back(id);
     ++result.timings.generated_tokens;
     if (options.stop_at_eos && std::find(model_.eos_ids.begin(), model_.eos_ids.end(), id) != model_.eos_ids.end()) {
       result.finish_reason = "eos";

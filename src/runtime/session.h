@@ -89,8 +89,9 @@ class Session {
                                   const TokenCallback& on_token = nullptr);
 
   // Low-level steps (Generate is built from them). Prefill clears the cache;
-  // image_embeds [image tokens, hidden] (may be null) replace the rows whose id
-  // is the image token. Both leave the last position's logits in logits().
+  // image_embeds [image tokens, hidden] (may be null, else must stay valid
+  // while the session decodes) replace the rows whose id is the image token.
+  // Both leave the last position's logits in logits().
   Status Prefill(const int32_t* ids, int64_t n, const float* image_embeds);
   Status DecodeStep(int32_t id);
   float* logits() { return logits_; }
@@ -102,6 +103,8 @@ class Session {
  private:
   explicit Session(const Model& model) : model_(model) {}
   Status EncodeImage(const Image& image, Timings* timings);
+  // Runs tokens_ from position 0 (prefill, or a longrope recompute).
+  Status ForwardFromStart();
 
   const Model& model_;
   int64_t context_ = 0;
@@ -111,7 +114,9 @@ class Session {
   DecoderBuffers buffers_;
   float* logits_ = nullptr;        // [vocab]
   float* image_embeds_ = nullptr;  // [image tokens, hidden] for VLMs
-  std::vector<int32_t> history_;   // prompt + generated ids (capacity = context)
+  std::vector<int32_t> tokens_;    // ids in the cache, prompt then generated (capacity = context)
+  const float* prefill_image_ = nullptr;  // image rows of the current sequence
+  int64_t recompute_at_ = -1;      // position whose decode step recomputes the sequence (longrope)
 };
 
 }  // namespace bitlens
