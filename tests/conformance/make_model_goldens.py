@@ -277,9 +277,15 @@ def make_case(name, spec, out_root, seed):
         kwargs = dict(input_ids=input_ids, use_cache=False)
         if is_vlm:
             kwargs["pixel_values"] = pixel_values
-        out = model(**kwargs)
+        out = model(**kwargs, output_hidden_states=True)
         logits = out.logits[0].float()
         tensors["logits"] = logits.contiguous()
+        # [L+1, T, hidden]: 0 = input embeddings (image features merged), i = output of decoder
+        # layer i-1, L = the final RMSNorm of the last layer's output (lm_head input).
+        text_hs = torch.stack([h[0] for h in out.hidden_states])
+        head_in = model.lm_head(text_hs[-1])
+        assert max_abs(head_in, logits) < 1e-5, "last hidden state is not the lm_head input"
+        tensors["text_hidden_states_all"] = text_hs.contiguous()
 
         if is_vlm:
             vt = model.model.vision_tower(pixel_values, output_hidden_states=True, return_dict=True)
@@ -310,6 +316,26 @@ def make_case(name, spec, out_root, seed):
         tensors["greedy_ids"] = new_ids.to(torch.long).contiguous()
         tensors["greedy_logits"] = torch.stack([l[0] for l in g.logits]).float().contiguous()
         tensors["input_ids"] = input_ids[0].contiguous()
+
+        # RoPE tables [positions, rotary_dim] as transformers applies them (attention scaling
+        # included; rotate_half layout: the first and second halves repeat the same frequencies).
+        rotary = (model.model.language_model if is_vlm else model.model).rotary_emb
+        text = cfg.text_config if is_vlm else cfg
+
+        def rope_tables(n):
+            pos = torch.arange(n)[None]
+            x = torch.zeros(1, n, text.hidden_size)
+            cos, sin = rotary(x, pos)
+            return cos[0].float().contiguous(), sin[0].float().contiguous()
+
+        rope_type = text.rope_parameters["rope_type"]
+        if rope_type == "longrope":
+            omax = text.rope_parameters["original_max_position_embeddings"]
+            # a call whose positions stay <= omax selects the short factors, a longer one the long
+            tensors["rope_cos_short"], tensors["rope_sin_short"] = rope_tables(omax)
+            tensors["rope_cos_long"], tensors["rope_sin_long"] = rope_tables(text.max_position_embeddings)
+        else:
+            tensors["rope_cos"], tensors["rope_sin"] = rope_tables(T + NEW_TOKENS)
 
         # Self-checks: the prompt logits from generate() match the plain forward pass, and each
         # greedy step equals a cache-free forward over its prefix (this is also what the longrope
@@ -400,6 +426,17 @@ def make_case(name, spec, out_root, seed):
         },
         "golden_tensors": {k: {"dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape)}
                            for k, v in sorted(tensors.items())},
+        "tensor_notes": {
+            "logits": "prompt forward pass (use_cache=False), every position",
+            "greedy_logits": "row i: the logits greedy step i picked greedy_ids[i] from (row 0 = logits[-1])",
+            "text_hidden_states_all": ("[num_hidden_layers+1, T, hidden]: 0 = input embeddings (VLM: image "
+                                       "features merged), i = output of decoder layer i-1, last = final "
+                                       "RMSNorm of the last layer's output (the lm_head input)"),
+            "rope_cos/rope_sin": ("[positions, rotary_dim] cos/sin as applied to q and k (attention factor "
+                                  "included), rotate_half layout: columns j and j+rotary_dim/2 share a "
+                                  "frequency; longrope cases have _short (positions < original_max) and "
+                                  "_long (max_position_embeddings positions) tables instead"),
+        },
         "config_keys": {
             "rope": "rope_parameters" if "rope_parameters" in text_cfg else
                     ("rope_scaling" if "rope_scaling" in text_cfg else None),
@@ -504,7 +541,8 @@ def main():
             sys.exit(f"{n}: no seed gave greedy steps with a top-2 logit gap >= {MIN_TOP2_GAP} "
                      f"and >= {MIN_DISTINCT_NEW} distinct new tokens")
         print(f"{n:24s} {size / 1024:8.1f} KiB")
-    print(f"{'tests/golden total':24s} {dir_bytes(args.out) / 1024:8.1f} KiB")
+    total = sum(dir_bytes(os.path.join(args.out, n)) for n in specs if os.path.isdir(os.path.join(args.out, n)))
+    print(f"{'model cases total':24s} {total / 1024:8.1f} KiB")
 
 
 if __name__ == "__main__":
