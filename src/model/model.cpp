@@ -66,7 +66,11 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir) {
   }
   if (model->config.is_vlm()) {
     BL_ASSIGN_OR_RETURN(model->vision, VisionEncoder::Load(model->checkpoint, model->config));
-    BL_ASSIGN_OR_RETURN(model->image_processor, LoadImageProcessorConfig(dir));
+    // Without preprocessor_config.json the model still runs on encoded image
+    // rows; an image file then fails in Session::EncodeImage.
+    if (fs::exists(fs::path(dir) / "preprocessor_config.json", ec)) {
+      BL_ASSIGN_OR_RETURN(model->image_processor, LoadImageProcessorConfig(dir));
+    }
   }
   model->load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return model;

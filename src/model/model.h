@@ -27,7 +27,7 @@ struct Model {
   std::unique_ptr<Decoder> decoder;
   std::unique_ptr<Tokenizer> tokenizer;           // null when the directory has no tokenizer files
   std::unique_ptr<VisionEncoder> vision;          // VLMs only
-  std::optional<ImageProcessorConfig> image_processor;  // VLMs only
+  std::optional<ImageProcessorConfig> image_processor;  // VLMs with preprocessor_config.json
   ChatFamily chat_family = ChatFamily::kNone;
   int32_t bos_id = 1;
   std::vector<int32_t> eos_ids;  // config.json, generation_config.json and the tokenizer, merged

@@ -90,6 +90,10 @@ Result<std::unique_ptr<Session>> Session::Create(const Model& model, const Sessi
   s->kv_ = KvCache(c.num_hidden_layers, s->context_, model.decoder->kv_dim());
   const int64_t threads = static_cast<int64_t>(NumThreads());
   const int64_t image_rows = model.config.is_vlm() ? model.config.image_seq_length() : 0;
+  if (model.vision && model.vision->num_image_tokens() != image_rows) {
+    return Internal("the vision encoder yields " + std::to_string(model.vision->num_image_tokens()) +
+                    " image rows but config.json implies " + std::to_string(image_rows));
+  }
   const size_t decoder_floats = model.decoder->BufferFloats(s->context_, s->context_, threads);
   s->arena_.assign(decoder_floats + c.vocab_size + image_rows * c.hidden_size, 0.0f);
   s->buffers_ = model.decoder->CarveBuffers(s->arena_.data(), s->context_, s->context_, threads);
@@ -146,10 +150,10 @@ Status Session::Prefill(const int32_t* ids, int64_t n, const float* image_embeds
   }
   tokens_.assign(ids, ids + n);
   prefill_image_ = image_embeds;
-  return ForwardFromStart();
+  return ForwardFromStart(1, logits_);
 }
 
-Status Session::ForwardFromStart() {
+Status Session::ForwardFromStart(int64_t n_logits, float* logits) {
   const int64_t n = static_cast<int64_t>(tokens_.size());
   kv_.Clear();
   const bool vlm = model_.config.is_vlm();
@@ -173,7 +177,7 @@ Status Session::ForwardFromStart() {
     return InvalidArgument("the prompt holds " + std::to_string(image_row) + " image tokens but the image yields " +
                            std::to_string(image_rows));
   }
-  BL_TRY(model_.decoder->Forward(n, 0, rope_, kv_.layers(), buffers_, 1, logits_));
+  BL_TRY(model_.decoder->Forward(n, 0, rope_, kv_.layers(), buffers_, n_logits, logits));
   kv_.set_size(n);
   return Status::Ok();
 }
@@ -186,7 +190,7 @@ Status Session::DecodeStep(int32_t id) {
     // Phi3ForCausalLM.prepare_inputs_for_generation: when the sequence first
     // outgrows original_max_position_embeddings, transformers drops the cache
     // and recomputes everything with the long factors. Do the same.
-    return ForwardFromStart();
+    return ForwardFromStart(1, logits_);
   }
   BL_TRY(model_.decoder->Embed(&id, 1, buffers_.x));
   BL_TRY(model_.decoder->Forward(1, pos, rope_, kv_.layers(), buffers_, 1, logits_));
@@ -194,32 +198,32 @@ Status Session::DecodeStep(int32_t id) {
   return Status::Ok();
 }
 
-Result<std::vector<float>> Session::EvaluateLogits(const std::vector<int32_t>& ids) {
+Result<std::vector<float>> Session::EvaluateLogits(const std::vector<int32_t>& ids, const float* image_embeds) {
   const int64_t n = static_cast<int64_t>(ids.size()), vocab = model_.config.text.vocab_size;
   if (n <= 0) return InvalidArgument("no ids to evaluate");
   if (n > context_) {
     return OutOfRange(std::to_string(n) + " ids but the context holds " + std::to_string(context_));
   }
-  kv_.Clear();
   tokens_.assign(ids.begin(), ids.end());
-  prefill_image_ = nullptr;
-  BL_TRY(model_.decoder->Embed(ids.data(), n, buffers_.x));
+  prefill_image_ = image_embeds;
   std::vector<float> logits(static_cast<size_t>(n * vocab));
-  BL_TRY(model_.decoder->Forward(n, 0, rope_, kv_.layers(), buffers_, n, logits.data()));
-  kv_.set_size(n);
+  BL_TRY(ForwardFromStart(n, logits.data()));
   return logits;
 }
 
-Status Session::EncodeImage(const Image& image, Timings* timings) {
-  if (!model_.vision || !model_.image_processor || image_embeds_ == nullptr) {
+Result<const float*> Session::EncodeImage(const Image& image, Timings* timings) {
+  if (!model_.vision || image_embeds_ == nullptr) {
     return InvalidArgument(model_.dir + ": an image was given but the model has no vision tower");
+  }
+  if (!model_.image_processor) {
+    return NotFound(model_.dir + "/preprocessor_config.json is missing; it says how to resize and normalize the image");
   }
   const auto start = Clock::now();
   BL_ASSIGN_OR_RETURN(Tensor pixels, PreprocessImage(image, *model_.image_processor));
   BL_TRY(model_.vision->Encode(pixels, image_embeds_));
   timings->vision_ms = MsSince(start);
   timings->image_tokens = model_.config.image_seq_length();
-  return Status::Ok();
+  return static_cast<const float*>(image_embeds_);
 }
 
 Result<GenerateResult> Session::Generate(const std::vector<int32_t>& prompt, const Image* image,
@@ -235,7 +239,7 @@ Result<GenerateResult> Session::Generate(const std::vector<int32_t>& prompt, con
   GenerateResult result;
   result.timings.load_ms = model_.load_ms;
   result.timings.prompt_tokens = n;
-  if (image != nullptr) BL_TRY(EncodeImage(*image, &result.timings));
+  if (image != nullptr) BL_TRY(EncodeImage(*image, &result.timings).status());
 
   auto start = Clock::now();
   BL_TRY(Prefill(prompt.data(), n, image != nullptr ? image_embeds_ : nullptr));

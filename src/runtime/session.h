@@ -96,15 +96,20 @@ class Session {
   Status DecodeStep(int32_t id);
   float* logits() { return logits_; }
 
-  // Logits [n, vocab] at every position of `ids`, run from an empty cache
-  // (for evaluation and conformance; allocates its result).
-  Result<std::vector<float>> EvaluateLogits(const std::vector<int32_t>& ids);
+  // Logits [n, vocab] at every position of `ids` (image rows spliced in as
+  // for Prefill), run from an empty cache (for evaluation and conformance;
+  // allocates its result).
+  Result<std::vector<float>> EvaluateLogits(const std::vector<int32_t>& ids, const float* image_embeds = nullptr);
+
+  // image_embeds rows [image tokens, hidden] for `image`: preprocess and
+  // encode (VLMs only). The pointer stays valid until the next call.
+  Result<const float*> EncodeImage(const Image& image, Timings* timings);
 
  private:
   explicit Session(const Model& model) : model_(model) {}
-  Status EncodeImage(const Image& image, Timings* timings);
-  // Runs tokens_ from position 0 (prefill, or a longrope recompute).
-  Status ForwardFromStart();
+  // Runs tokens_ from position 0 (prefill, or a longrope recompute), writing
+  // the logits of the last n_logits positions.
+  Status ForwardFromStart(int64_t n_logits, float* logits);
 
   const Model& model_;
   int64_t context_ = 0;
