@@ -245,11 +245,19 @@ Result<GenerateResult> Session::Generate(const std::vector<int32_t>& prompt, con
   BL_TRY(Prefill(prompt.data(), n, image != nullptr ? image_embeds_ : nullptr));
   result.timings.prefill_ms = MsSince(start);
 
-  start = Clock::now();
   Sampler sampler(model_.config.text.vocab_size, options.sampling);
   std::unique_ptr<StreamingDecoder> detok;
-  if (model_.tokenizer) detok = std::make_unique<StreamingDecoder>(*model_.tokenizer);
+  if (model_.tokenizer) {
+    detok = std::make_unique<StreamingDecoder>(*model_.tokenizer);
+    // Decode the output as a continuation of the prompt (as HF's TextStreamer
+    // does), so a first token like "▁there" keeps its space after a prompt; a
+    // leading BOS is left out so that output from BOS alone starts clean.
+    size_t first = 0;
+    while (first < prompt.size() && prompt[first] == model_.bos_id) ++first;
+    for (size_t i = first; i < prompt.size(); ++i) detok->Push(prompt[i]);
+  }
   StopFilter stops(options.stop);
+  start = Clock::now();
   result.finish_reason = "length";
   result.ids.reserve(options.max_tokens);
   auto emit = [&](int32_t id, const std::string& text) {

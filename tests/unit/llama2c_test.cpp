@@ -188,6 +188,65 @@ TEST_F(Stories260K, CliConvertsAndRunsGreedy) {
   EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
 }
 
+TEST_F(Stories260K, PromptIsPrefilledAndGreedyContinuesTheReference) {
+  auto model = LoadModel(dir_);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  auto session = Session::Create(**model, SessionOptions{});
+  ASSERT_TRUE(session.ok());
+  auto prompt = (*session)->TokenizePrompt("Once upon a time", false, ChatMode::kAuto);
+  ASSERT_TRUE(prompt.ok()) << prompt.status().message();
+  // run.c's own first tokens spell the same words.
+  ASSERT_EQ(*prompt, (std::vector<int32_t>{1, want_ids_[0], want_ids_[1], want_ids_[2], want_ids_[3]}));
+  GenerateOptions options;
+  options.max_tokens = 50;
+  auto result = (*session)->Generate(*prompt, nullptr, options);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  const std::vector<int32_t> want(want_ids_.begin() + 4, want_ids_.begin() + 54);
+  EXPECT_EQ(result->ids, want) << FirstMismatch(result->ids, want);
+}
+
+TEST_F(Stories260K, StopStringEndsGenerationBeforeIt) {
+  auto model = LoadModel(dir_);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  auto session = Session::Create(**model, SessionOptions{});
+  ASSERT_TRUE(session.ok());
+  GenerateOptions options;
+  options.max_tokens = 100;
+  options.stop = {"Lily."};
+  std::string streamed;
+  auto result = (*session)->Generate({1}, nullptr, options, [&](int32_t, std::string_view text) {
+    streamed += text;
+    return true;
+  });
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_EQ(result->finish_reason, "stop");
+  EXPECT_EQ(result->text, "Once upon a time, there was a little girl named ");
+  EXPECT_EQ(streamed, result->text);
+}
+
+TEST_F(Stories260K, CliRefusesAPromptLongerThanTheContext) {
+  auto model = LoadModel(dir_);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const std::string text = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
+  const size_t n = (*model)->tokenizer->Encode(text, true).size();
+  ASSERT_GT(n, 16u);
+  auto r = RunCli("run --model " + dir_ + " --prompt '" + text + "' --max-context 16 --max-tokens 8");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "bitlens: prompt has " + std::to_string(n) +
+                       " tokens + 8 to generate but the context holds 16; lower --max-tokens or raise --max-context\n");
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(Stories260K, SeededSamplingIsReproducibleThroughTheCli) {
+  const std::string args = "run --model " + dir_ + " --prompt 'Once upon a time' --max-tokens 40 --temperature 1 "
+                           "--top-p 0.9 --top-k 40 --repeat-penalty 1.1 --seed 7";
+  auto a = RunCli(args), b = RunCli(args);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_GT(a.out.size(), 40u);
+}
+
 TEST(Llama2c, TruncatedCheckpointIsRejectedWithSizes) {
   BL_REQUIRE_TEST_DATA(bin, "stories260K/stories260K.bin");
   BL_REQUIRE_TEST_DATA(tok, "stories260K/tok512.bin");
