@@ -23,7 +23,9 @@ class ThreadPool {
     Stop();
     stop_ = false;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-    for (size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+    // New workers must not mistake the last finished job for a new one.
+    const size_t generation = generation_;
+    for (size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i, generation] { WorkerLoop(i, generation); });
   }
 
   void Run(size_t n, size_t grain, RangeFn fn) {
@@ -61,8 +63,7 @@ class ThreadPool {
     if (begin < end) (*job_fn_)(begin, end, worker);
   }
 
-  void WorkerLoop(size_t index) {
-    size_t seen = 0;
+  void WorkerLoop(size_t index, size_t seen) {
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mu_);

@@ -44,12 +44,14 @@ void ActivateRef(Activation act, float* x, int64_t n);
 
 // gate[i] = act(gate[i]) * up[i]   (SwiGLU when act = kSilu)
 void GatedActivate(Activation act, float* gate, const float* up, int64_t n);
+void GatedActivateRef(Activation act, float* gate, const float* up, int64_t n);
 
 // Rotary position embedding, HF "rotate_half" layout, on x[heads, head_dim]
 // for one position: only the first rotary_dim dims of each head rotate
 // (partial_rotary_factor); cos/sin hold rotary_dim/2 values for the position.
 //   x1 = x[:rd/2], x2 = x[rd/2:rd];  x1' = x1*cos - x2*sin;  x2' = x2*cos + x1*sin
 void ApplyRope(float* x, int64_t heads, int64_t head_dim, int64_t rotary_dim, const float* cos, const float* sin);
+void ApplyRopeRef(float* x, int64_t heads, int64_t head_dim, int64_t rotary_dim, const float* cos, const float* sin);
 
 // Multi-head attention with grouped-query heads.
 //   q   [n_q, n_heads, head_dim]         queries at positions q_pos0 .. q_pos0+n_q-1

@@ -30,9 +30,10 @@ struct ImageProcessorConfig {
   std::string processor_type = "CLIPImageProcessor";  // or SiglipImageProcessor
   bool do_resize = true;
   int shortest_edge = 0;            // CLIP: size.shortest_edge
+  int longest_edge = 0;             // size.longest_edge (with shortest_edge), 0 = none
   int resize_height = 0;            // SigLIP: size.height/width
   int resize_width = 0;
-  int resample = 3;                 // PIL: 2 bilinear, 3 bicubic
+  int resample = 3;                 // PIL: 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming
   bool do_center_crop = false;
   int crop_height = 0;
   int crop_width = 0;
@@ -49,5 +50,19 @@ Result<ImageProcessorConfig> LoadImageProcessorConfig(const std::string& model_d
 
 // pixel_values [3, H, W] float32, exactly as the HF processor computes them.
 Result<Tensor> PreprocessImage(const Image& image, const ImageProcessorConfig& config);
+
+// The two halves of PreprocessImage, for tests and tools: the 8-bit image
+// after resize and center crop, then rescale + normalize into [3, H, W] f32.
+Result<Image> ResizeAndCropImage(const Image& image, const ImageProcessorConfig& config);
+Tensor ImageToPixelValues(const Image& image, const ImageProcessorConfig& config);
+
+// Output (height, width) of the resize step for an input of (height, width),
+// as transformers computes it (shortest_edge keeps the aspect ratio and
+// truncates the long side; height/width is used as is).
+struct ImageSize {
+  int height = 0;
+  int width = 0;
+};
+Result<ImageSize> ResizeOutputSize(ImageSize input, const ImageProcessorConfig& config);
 
 }  // namespace bitlens

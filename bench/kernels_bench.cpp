@@ -1,0 +1,198 @@
+// bench/kernels_bench: kernel throughput measured against this machine's own
+// memory bandwidth. GEMV (decode) reports the GB/s of weights streamed; a
+// STREAM-style triad measures what the memory system delivers; the summary
+// prints their ratio. Prefill GEMM reports GFLOP/s beside OpenBLAS sgemm.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "base/f16.h"
+#include "base/thread_pool.h"
+#include "kernels/ops.h"
+
+namespace bitlens {
+namespace {
+
+using kernels::WeightView;
+
+std::vector<float> RandomFloats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// Weights [n, k] in dtype; kept alive across benchmark repetitions.
+struct BenchWeights {
+  std::vector<float> f32;
+  std::vector<uint16_t> half;
+  WeightView view;
+};
+
+const BenchWeights& Weights(DType dtype, int64_t n, int64_t k) {
+  static std::map<std::tuple<int, int64_t, int64_t>, BenchWeights> cache;
+  auto key = std::make_tuple(static_cast<int>(dtype), n, k);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  BenchWeights w;
+  std::vector<float> values = RandomFloats(static_cast<size_t>(n * k), 42);
+  if (dtype == DType::kF32) {
+    w.f32 = std::move(values);
+    w.view = WeightView{dtype, w.f32.data(), n, k};
+  } else {
+    w.half.resize(values.size());
+    for (size_t i = 0; i < values.size(); ++i)
+      w.half[i] = dtype == DType::kBF16 ? F32ToBf16(values[i]) : F32ToF16(values[i]);
+    w.view = WeightView{dtype, w.half.data(), n, k};
+  }
+  return cache.emplace(key, std::move(w)).first->second;
+}
+
+void SetThreads(benchmark::State& state, int arg_index) {
+  SetNumThreads(static_cast<size_t>(state.range(arg_index)));
+}
+
+// Decode GEMV: y[1, n] = x[1, k] · w[n, k]^T. args: dtype, n, k, threads.
+void BM_Gemv(benchmark::State& state) {
+  const auto dtype = static_cast<DType>(state.range(0));
+  const int64_t n = state.range(1), k = state.range(2);
+  SetThreads(state, 3);
+  const BenchWeights& w = Weights(dtype, n, k);
+  const std::vector<float> x = RandomFloats(static_cast<size_t>(k), 1);
+  std::vector<float> y(static_cast<size_t>(n));
+  for (auto _ : state) {
+    kernels::MatMul(x.data(), 1, w.view, nullptr, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double weight_bytes = static_cast<double>(n * k * DTypeSize(dtype));
+  state.counters["GB/s"] = benchmark::Counter(weight_bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(DTypeName(dtype)) + " " + std::to_string(n) + "x" + std::to_string(k) + " t" +
+                 std::to_string(state.range(3)));
+}
+
+// STREAM triad a = b + s * c over three arrays of 2^24 floats (64 MiB each,
+// twice the L3), split over the pool like the kernels. Counts 3 arrays of
+// traffic per pass, as STREAM does (write-allocate traffic is not counted).
+void BM_Triad(benchmark::State& state) {
+  SetThreads(state, 0);
+  const size_t n = size_t{1} << 24;
+  static std::vector<float> a(n, 0.0f), b(n, 1.0f), c(n, 2.0f);
+  const float s = 3.0f;
+  auto pass = [&](size_t begin, size_t end, size_t) {
+    float* __restrict pa = a.data();
+    const float* __restrict pb = b.data();
+    const float* __restrict pc = c.data();
+    for (size_t i = begin; i < end; ++i) pa[i] = pb[i] + s * pc[i];
+  };
+  for (auto _ : state) {
+    ParallelFor(n, 4096, pass);
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] =
+      benchmark::Counter(3.0 * n * sizeof(float) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel("triad t" + std::to_string(state.range(0)));
+}
+
+// Prefill GEMM: y[m, n] = x[m, k] · w[n, k]^T. args: dtype, m, n, k, threads.
+void BM_MatMulPrefill(benchmark::State& state) {
+  const auto dtype = static_cast<DType>(state.range(0));
+  const int64_t m = state.range(1), n = state.range(2), k = state.range(3);
+  SetThreads(state, 4);
+  const BenchWeights& w = Weights(dtype, n, k);
+  const std::vector<float> x = RandomFloats(static_cast<size_t>(m * k), 2);
+  std::vector<float> y(static_cast<size_t>(m * n));
+  for (auto _ : state) {
+    kernels::MatMul(x.data(), m, w.view, nullptr, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * m * n * k / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(DTypeName(dtype)) + " m" + std::to_string(m) + " " + std::to_string(n) + "x" +
+                 std::to_string(k) + " t" + std::to_string(state.range(4)));
+}
+
+// The same f32 GEMM through OpenBLAS (its own threads, OPENBLAS_NUM_THREADS).
+void BM_SgemmPrefill(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const BenchWeights& w = Weights(DType::kF32, n, k);
+  const std::vector<float> x = RandomFloats(static_cast<size_t>(m * k), 2);
+  std::vector<float> y(static_cast<size_t>(m * n));
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
+                static_cast<int>(k), 1.0f, x.data(), static_cast<int>(k), w.f32.data(), static_cast<int>(k), 0.0f,
+                y.data(), static_cast<int>(n));
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * m * n * k / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel("openblas F32 m" + std::to_string(m) + " " + std::to_string(n) + "x" + std::to_string(k));
+}
+
+constexpr int64_t kF32 = static_cast<int64_t>(DType::kF32);
+constexpr int64_t kF16 = static_cast<int64_t>(DType::kF16);
+constexpr int64_t kBF16 = static_cast<int64_t>(DType::kBF16);
+
+BENCHMARK(BM_Triad)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Gemv)
+    ->ArgsProduct({{kBF16, kF32, kF16}, {3072, 8192}, {3072}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MatMulPrefill)
+    ->ArgsProduct({{kF32, kBF16}, {64}, {3072}, {3072}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SgemmPrefill)->Args({64, 3072, 3072})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Console output plus a closing table: each GEMV's GB/s over the triad's GB/s
+// at the same thread count (the fraction of the machine's bandwidth used).
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      if (run.run_type != Run::RT_Iteration) continue;
+      auto it = run.counters.find("GB/s");
+      if (it == run.counters.end()) continue;
+      if (run.report_label.rfind("triad", 0) == 0) {
+        triad_[run.report_label.substr(6)] = it->second.value;
+      } else {
+        gemv_.emplace_back(run.report_label, it->second.value);
+      }
+    }
+  }
+  void Finalize() override {
+    ConsoleReporter::Finalize();
+    std::printf("\nGEMV weight bandwidth vs STREAM triad (same thread count)\n");
+    for (const auto& [label, gbps] : gemv_) {
+      const std::string threads = label.substr(label.rfind(' ') + 1);
+      const double triad = triad_.count(threads) ? triad_[threads] : 0.0;
+      std::printf("  %-22s %7.2f GB/s   triad %7.2f GB/s   ratio %.2f\n", label.c_str(), gbps, triad,
+                  triad > 0 ? gbps / triad : 0.0);
+    }
+  }
+
+ private:
+  std::map<std::string, double> triad_;
+  std::vector<std::pair<std::string, double>> gemv_;
+};
+
+}  // namespace
+}  // namespace bitlens
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  bitlens::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}

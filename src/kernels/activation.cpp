@@ -1,0 +1,133 @@
+// kernels/activation: elementwise SiLU, exact (erf) GELU, tanh GELU,
+// QuickGELU and ReLU, plain and gated (SwiGLU / GeGLU), vectorized with
+// Highway runtime dispatch. All sigmoid forms are written as x / (1 + e^-t),
+// which keeps relative accuracy where 1 + tanh(t) would cancel.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/activation.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+// Must come after foreach_target.h.
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+#include <cstdint>
+
+#include "kernels/ops.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace bitlens::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// x / (1 + exp(-t)); -t is clamped to 88 (exp stays finite, x / 1.6e38 is 0
+// to within the f32 result's resolution).
+HWY_INLINE VF DivOnePlusExpNeg(DF df, VF x, VF t) {
+  const VF e = hn::Exp(df, hn::Min(hn::Neg(t), hn::Set(df, 88.0f)));
+  return hn::Div(x, hn::Add(hn::Set(df, 1.0f), e));
+}
+
+// erfc(z) for z >= 0 with fractional error below 1.2e-7 (the Chebyshev
+// fit of Press et al., Numerical Recipes, Sec. 6.2 "erfcc"):
+//   t = 1 / (1 + z/2);  erfc(z) = t * exp(-z^2 + P(t)).
+HWY_INLINE VF Erfc(DF df, VF z) {
+  const VF t = hn::Div(hn::Set(df, 1.0f), hn::MulAdd(hn::Set(df, 0.5f), z, hn::Set(df, 1.0f)));
+  VF p = hn::Set(df, 0.17087277f);
+  p = hn::MulAdd(p, t, hn::Set(df, -0.82215223f));
+  p = hn::MulAdd(p, t, hn::Set(df, 1.48851587f));
+  p = hn::MulAdd(p, t, hn::Set(df, -1.13520398f));
+  p = hn::MulAdd(p, t, hn::Set(df, 0.27886807f));
+  p = hn::MulAdd(p, t, hn::Set(df, -0.18628806f));
+  p = hn::MulAdd(p, t, hn::Set(df, 0.09678418f));
+  p = hn::MulAdd(p, t, hn::Set(df, 0.37409196f));
+  p = hn::MulAdd(p, t, hn::Set(df, 1.00002368f));
+  p = hn::MulAdd(p, t, hn::Set(df, -1.26551223f));
+  const VF arg = hn::Sub(p, hn::Mul(z, z));
+  return hn::Mul(t, hn::Exp(df, arg));
+}
+
+// gelu(x) = x * Phi(x) = x * erfc(-x / sqrt2) / 2. For x < 0 that is
+// 0.5 x erfc(|x|/sqrt2) directly (no cancellation); for x >= 0, x - 0.5 x erfc.
+HWY_INLINE VF GeluErf(DF df, VF x) {
+  const VF z = hn::Mul(hn::Abs(x), hn::Set(df, 0.70710678118654752f));
+  const VF half_x_erfc = hn::Mul(hn::Mul(hn::Set(df, 0.5f), x), Erfc(df, z));
+  return hn::IfThenElse(hn::Lt(x, hn::Zero(df)), half_x_erfc, hn::Sub(x, half_x_erfc));
+}
+
+template <Activation kAct>
+HWY_INLINE VF Apply(DF df, VF x) {
+  if constexpr (kAct == Activation::kSilu) {
+    return DivOnePlusExpNeg(df, x, x);
+  } else if constexpr (kAct == Activation::kGelu) {
+    return GeluErf(df, x);
+  } else if constexpr (kAct == Activation::kGeluTanh) {
+    // 0.5 x (1 + tanh(a)) = x * sigmoid(2a), a = sqrt(2/pi) (x + 0.044715 x^3)
+    const VF x3 = hn::Mul(hn::Mul(x, x), x);
+    const VF a = hn::Mul(hn::Set(df, 0.79788456080286536f), hn::MulAdd(hn::Set(df, 0.044715f), x3, x));
+    return DivOnePlusExpNeg(df, x, hn::Add(a, a));
+  } else if constexpr (kAct == Activation::kQuickGelu) {
+    return DivOnePlusExpNeg(df, x, hn::Mul(hn::Set(df, 1.702f), x));
+  } else {
+    return hn::Max(x, hn::Zero(df));
+  }
+}
+
+// gate[i] = act(gate[i]) (* up[i] when up is non-null), in place. The ragged
+// tail runs through the same vector code via a padded stack buffer.
+template <Activation kAct>
+void ApplyAll(float* gate, const float* up, int64_t n) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t n_vec = n - n % lanes;
+  for (int64_t i = 0; i < n_vec; i += lanes) {
+    VF v = Apply<kAct>(df, hn::LoadU(df, gate + i));
+    if (up) v = hn::Mul(v, hn::LoadU(df, up + i));
+    hn::StoreU(v, df, gate + i);
+  }
+  const int64_t rest = n - n_vec;
+  if (rest == 0) return;
+  HWY_ALIGN float g[HWY_MAX_BYTES / sizeof(float)];
+  HWY_ALIGN float u[HWY_MAX_BYTES / sizeof(float)];
+  for (int64_t i = 0; i < lanes; ++i) {
+    g[i] = i < rest ? gate[n_vec + i] : 0.0f;
+    u[i] = (up && i < rest) ? up[n_vec + i] : 0.0f;
+  }
+  VF v = Apply<kAct>(df, hn::Load(df, g));
+  if (up) v = hn::Mul(v, hn::Load(df, u));
+  hn::Store(v, df, g);
+  for (int64_t i = 0; i < rest; ++i) gate[n_vec + i] = g[i];
+}
+
+void ActivateDispatch(Activation act, float* gate, const float* up, int64_t n) {
+  switch (act) {
+    case Activation::kSilu:
+      return ApplyAll<Activation::kSilu>(gate, up, n);
+    case Activation::kGelu:
+      return ApplyAll<Activation::kGelu>(gate, up, n);
+    case Activation::kGeluTanh:
+      return ApplyAll<Activation::kGeluTanh>(gate, up, n);
+    case Activation::kQuickGelu:
+      return ApplyAll<Activation::kQuickGelu>(gate, up, n);
+    case Activation::kRelu:
+      return ApplyAll<Activation::kRelu>(gate, up, n);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace bitlens::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace bitlens::kernels {
+
+HWY_EXPORT(ActivateDispatch);
+
+void Activate(Activation act, float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(ActivateDispatch)(act, x, nullptr, n); }
+
+void GatedActivate(Activation act, float* gate, const float* up, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(ActivateDispatch)(act, gate, up, n);
+}
+
+}  // namespace bitlens::kernels
+#endif  // HWY_ONCE

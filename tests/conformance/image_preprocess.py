@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Goldens for src/vision: HF transformers' PIL-backend image processors.
+
+transformers v5 has no separate "slow" classes; the PIL backend classes
+CLIPImageProcessorPil and SiglipImageProcessorPil are the former slow
+processors (PIL Image.resize, numpy crop/rescale/normalize), which is what
+`use_fast=False` selects. This script runs them on the shared test images and
+on a few small synthetic PNGs it writes itself (alpha, palette transparency,
+16-bit), and stores per case:
+  <case>/resized_u8    U8  [H, W, 3]  the image after resize + center crop
+  <case>/pixel_values  F32 [3, H, W]  the processor's output (the 336 case
+                       and cases up to 48x64; to stay small the 64x64 cases
+                       rely on the tables below)
+  <case>/decoded_crop  U8  [64, 64, 3] for JPEG inputs: a window of Pillow's
+                       decode (libjpeg), to measure the decoder difference alone
+and, for the CLIP and SigLIP mean/std, the exhaustive map u8 -> f32 of
+transformers' rescale + normalize:
+  normalize_table/clip, normalize_table/siglip  F32 [3, 256]
+into tests/golden/vision/image_preprocess.safetensors, with the list of cases
+(image, config) as JSON in the metadata key "cases".
+
+Usage: python3 tests/conformance/image_preprocess.py [--data DIR]
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+import zlib
+
+import numpy as np
+from PIL import Image
+from safetensors.numpy import save_file
+import transformers
+from transformers import image_transforms
+from transformers import CLIPImageProcessorPil, SiglipImageProcessorPil
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GOLDEN = os.path.join(ROOT, "tests", "golden", "vision")
+INPUTS = os.path.join(GOLDEN, "inputs")
+
+LLAVA_CLIP = {  # llava-1.5-7b-hf/preprocessor_config.json
+    "image_processor_type": "CLIPImageProcessor",
+    "size": {"shortest_edge": 336}, "crop_size": {"height": 336, "width": 336},
+    "do_center_crop": True, "do_convert_rgb": True, "do_normalize": True, "do_rescale": True,
+    "do_resize": True, "resample": 3, "rescale_factor": 0.00392156862745098,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+}
+
+
+def clip(shortest, crop, resample=3):
+    c = dict(LLAVA_CLIP)
+    c.update(size={"shortest_edge": shortest}, crop_size={"height": crop[0], "width": crop[1]}, resample=resample)
+    return c
+
+
+def siglip(h, w, resample=3):
+    return {"image_processor_type": "SiglipImageProcessor", "size": {"height": h, "width": w},
+            "resample": resample, "do_resize": True, "do_rescale": True, "do_normalize": True,
+            "rescale_factor": 0.00392156862745098, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+
+
+def write_png_raw(path, arr, color_type, bit_depth):
+    """Minimal PNG writer for what Pillow cannot write (16-bit RGB)."""
+    h, w = arr.shape[:2]
+    dt = ">u2" if bit_depth == 16 else "u1"
+    raw = b"".join(b"\x00" + np.ascontiguousarray(arr[y]).astype(dt).tobytes() for y in range(h))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def make_inputs():
+    """Small deterministic images that exercise convert_to_rgb's branches."""
+    os.makedirs(INPUTS, exist_ok=True)
+    h, w = 23, 37
+    y, x = np.mgrid[0:h, 0:w]
+    r = (x * 255 // (w - 1)).astype(np.uint8)
+    g = (y * 255 // (h - 1)).astype(np.uint8)
+    b = ((x * 7 + y * 13) % 256).astype(np.uint8)
+    a = ((x + y) * 255 // (w + h - 2)).astype(np.uint8)  # 0 at the top-left corner, 255 at the bottom-right
+    Image.fromarray(np.stack([r, g, b, a], -1), "RGBA").save(os.path.join(INPUTS, "rgba.png"))
+    Image.fromarray(np.stack([b, a], -1), "LA").save(os.path.join(INPUTS, "grey_alpha.png"))
+    pal = Image.fromarray(((x // 5 + y // 4) % 6).astype(np.uint8), "P")
+    pal.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255, 250, 200, 10, 20, 30, 40, 128, 128, 128])
+    pal.save(os.path.join(INPUTS, "palette_trns.png"), transparency=bytes([255, 0, 128, 255, 64, 255]))
+    grey16 = (x * 2000 + y * 97).astype(np.uint16)  # spans 0..72000 clipped to 16 bits: mostly > 255
+    grey16[0, :10] = np.arange(10) * 30  # a few values below 256, which Pillow keeps as they are
+    write_png_raw(os.path.join(INPUTS, "grey16.png"), grey16, 0, 16)
+    rgb16 = np.stack([x * 1771, y * 2833, (x * y * 97) % 65536], -1).astype(np.uint16)
+    write_png_raw(os.path.join(INPUTS, "rgb16.png"), rgb16, 2, 16)
+
+
+def cases():
+    d = "data:images/"
+    g = "golden:inputs/"
+    out = [("llava_chelsea_336", d + "chelsea.png", LLAVA_CLIP)]
+    for img in ["astronaut.png", "chelsea.png", "coffee.png", "camera.png", "grace_hopper.jpg", "rocket.jpg"]:
+        out.append(("clip64_" + img.split(".")[0], d + img, clip(64, (64, 64))))
+    for img in ["coffee.png", "camera.png", "rocket.jpg"]:
+        out.append(("siglip_48x64_" + img.split(".")[0], d + img, siglip(48, 64)))
+    out.append(("siglip_bilinear_40x56_astronaut", d + "astronaut.png", siglip(40, 56, resample=2)))
+    out.append(("clip_bilinear_50_chelsea", d + "chelsea.png", clip(50, (48, 44), resample=2)))
+    for name, res in [("lanczos", 1), ("box", 4), ("hamming", 5)]:
+        out.append((f"siglip_{name}_37x29_coffee", d + "coffee.png", siglip(37, 29, resample=res)))
+    # Upscaling (inputs are 37x23) and every transparency/bit-depth branch.
+    for img in ["rgba.png", "grey_alpha.png", "palette_trns.png", "grey16.png", "rgb16.png"]:
+        out.append(("clip64_" + img.split(".")[0], g + img, clip(64, (64, 64))))
+    out.append(("siglip_upscale_71x53_rgba", g + "rgba.png", siglip(71, 53)))
+    # Crop larger than the resized image: transformers pads with zeros.
+    out.append(("clip_pad_30_to_40x36_chelsea", d + "chelsea.png", clip(30, (40, 36))))
+    return out
+
+
+def processor_for(config):
+    kwargs = {k: v for k, v in config.items() if k != "image_processor_type"}
+    cls = CLIPImageProcessorPil if config["image_processor_type"] == "CLIPImageProcessor" else SiglipImageProcessorPil
+    return cls(**kwargs)
+
+
+def normalize_table(config):
+    """[3, 256]: transformers' rescale then normalize of every u8 value, per channel."""
+    values = np.tile(np.arange(256, dtype=np.uint8), (3, 1))[:, None, :]  # CHW: [3, 1, 256]
+    x = image_transforms.rescale(values, config["rescale_factor"], input_data_format="channels_first")
+    x = image_transforms.normalize(x, config["image_mean"], config["image_std"], input_data_format="channels_first")
+    assert x.dtype == np.float32
+    return np.ascontiguousarray(x[:, 0, :])
+
+
+def normalize_lookup(u8_chw, config):
+    t = normalize_table(config)
+    return np.stack([t[c][u8_chw[c]] for c in range(3)])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.environ.get("BITLENS_TEST_DATA", os.path.join(ROOT, "..", "shared", "data")))
+    args = ap.parse_args()
+    make_inputs()
+
+    tensors = {}
+    meta = []
+    for name, src, config in cases():
+        kind, rel = src.split(":", 1)
+        path = os.path.join(args.data if kind == "data" else GOLDEN, rel)
+        proc = processor_for(config)
+        with Image.open(path) as im:
+            u8 = proc(images=im, return_tensors="np", do_rescale=False, do_normalize=False)["pixel_values"][0]
+            pv = proc(images=im, return_tensors="np")["pixel_values"][0]
+            decoded = np.array(im.convert("RGB")) if path.endswith(".jpg") else None
+        assert u8.dtype == np.uint8 and pv.dtype == np.float32, (u8.dtype, pv.dtype)
+        tensors[name + "/resized_u8"] = np.ascontiguousarray(u8.transpose(1, 2, 0))
+        if name.startswith("llava") or pv.size <= 3 * 48 * 64:
+            tensors[name + "/pixel_values"] = np.ascontiguousarray(pv)
+        else:  # the table must reproduce what was not stored
+            assert np.array_equal(pv, normalize_lookup(u8, config)), name
+        entry = {"name": name, "image": src, "config": config}
+        if decoded is not None:
+            y0, x0 = decoded.shape[0] // 2 - 32, decoded.shape[1] // 2 - 32
+            tensors[name + "/decoded_crop"] = np.ascontiguousarray(decoded[y0:y0 + 64, x0:x0 + 64])
+            entry["decoded_crop_origin"] = [y0, x0]
+        meta.append(entry)
+        print(f"{name:36s} {src:32s} -> {tuple(pv.shape)}")
+
+    tensors["normalize_table/clip"] = normalize_table(LLAVA_CLIP)
+    tensors["normalize_table/siglip"] = normalize_table(siglip(1, 1))
+    out = os.path.join(GOLDEN, "image_preprocess.safetensors")
+    save_file(tensors, out, metadata={
+        "cases": json.dumps(meta),
+        "generator": f"tests/conformance/image_preprocess.py; transformers {transformers.__version__}, "
+                     f"Pillow {Image.__version__}, numpy {np.__version__}",
+    })
+    total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(GOLDEN) for f in fs)
+    print(f"wrote {out} ({os.path.getsize(out)} bytes); tests/golden/vision holds {total} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
