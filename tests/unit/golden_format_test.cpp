@@ -186,7 +186,29 @@ TEST_P(GoldenFormat, GoldenTensorsAgreeWithTheConfigAndEachOther) {
   ExpectGolden("logits", DType::kF32, {n_tokens, t.vocab_size});
   ExpectGolden("greedy_ids", DType::kI64, {n_new});
   ExpectGolden("greedy_logits", DType::kF32, {n_new, t.vocab_size});
+  ExpectGolden("text_hidden_states_all", DType::kF32, {t.num_hidden_layers + 1, n_tokens, t.hidden_size});
   if (HasFatalFailure()) return;
+
+  // RoPE tables [positions, rotary_dim]; at position 0 cos is the attention factor, sin is 0.
+  const int64_t rotary_dim = static_cast<int64_t>(t.head_dim * t.partial_rotary_factor);
+  std::vector<std::pair<std::string, int64_t>> tables;
+  double attention_factor = 1.0;
+  if (t.rope.type == "longrope") {
+    tables = {{"_short", t.rope.original_max_position_embeddings}, {"_long", t.max_position_embeddings}};
+    attention_factor = m["longrope"]["attention_factor"].get<double>();
+  } else {
+    tables = {{"", n_tokens + n_new}};
+  }
+  for (const auto& [suffix, positions] : tables) {
+    ExpectGolden("rope_cos" + suffix, DType::kF32, {positions, rotary_dim});
+    ExpectGolden("rope_sin" + suffix, DType::kF32, {positions, rotary_dim});
+    if (HasFatalFailure()) return;
+    const Tensor cos = gc_.Get("rope_cos" + suffix), sin = gc_.Get("rope_sin" + suffix);
+    for (int64_t j = 0; j < rotary_dim; ++j) {
+      EXPECT_NEAR(cos.data_as<float>()[j], attention_factor, 1e-6) << "rope_cos" << suffix << "[0, " << j << "]";
+      EXPECT_EQ(sin.data_as<float>()[j], 0.0f) << "rope_sin" << suffix << "[0, " << j << "]";
+    }
+  }
 
   const std::vector<int64_t> ids = gc_.input_ids();
   EXPECT_EQ(ids, m["input"]["input_ids"].get<std::vector<int64_t>>());
