@@ -105,9 +105,11 @@ def phi3_text(vocab, **kw):
     return Phi3Config(**base)
 
 
-# longrope factors: one per rotary frequency (rotary_dim / 2 = 16*0.5/2 = 4), deliberately uneven.
+# longrope with partial_rotary_factor 0.75 as in Phi-4-mini: head_dim 16 -> rotary_dim 12 (not a
+# power of two), 6 frequencies, one factor each, deliberately uneven.
+LONGROPE_PARTIAL_ROTARY = 0.75
 LONGROPE = dict(rope_type="longrope", rope_theta=10000.0,
-                short_factor=[1.0, 1.25, 1.7, 2.3], long_factor=[1.5, 3.0, 7.5, 19.0])
+                short_factor=[1.0, 1.1, 1.25, 1.7, 2.3, 3.1], long_factor=[1.5, 2.2, 3.0, 7.5, 19.0, 41.0])
 
 
 def case_specs():
@@ -147,7 +149,8 @@ def case_specs():
 
     def phi3_longrope():
         cfg = phi3_text(320, max_position_embeddings=128, original_max_position_embeddings=32,
-                        tie_word_embeddings=False, rope_parameters=dict(LONGROPE))
+                        tie_word_embeddings=False, partial_rotary_factor=LONGROPE_PARTIAL_ROTARY,
+                        rope_parameters=dict(LONGROPE, partial_rotary_factor=LONGROPE_PARTIAL_ROTARY))
         return cfg, Phi3ForCausalLM, None, 0
 
     def llama_llama3rope_tied():
