@@ -105,9 +105,11 @@ def phi3_text(vocab, **kw):
     return Phi3Config(**base)
 
 
-# longrope factors: one per rotary frequency (rotary_dim / 2 = 16*0.5/2 = 4), deliberately uneven.
+# longrope with partial_rotary_factor 0.75 as in Phi-4-mini: head_dim 16 -> rotary_dim 12 (not a
+# power of two), 6 frequencies, one factor each, deliberately uneven.
+LONGROPE_PARTIAL_ROTARY = 0.75
 LONGROPE = dict(rope_type="longrope", rope_theta=10000.0,
-                short_factor=[1.0, 1.25, 1.7, 2.3], long_factor=[1.5, 3.0, 7.5, 19.0])
+                short_factor=[1.0, 1.1, 1.25, 1.7, 2.3, 3.1], long_factor=[1.5, 2.2, 3.0, 7.5, 19.0, 41.0])
 
 
 def case_specs():
@@ -147,7 +149,8 @@ def case_specs():
 
     def phi3_longrope():
         cfg = phi3_text(320, max_position_embeddings=128, original_max_position_embeddings=32,
-                        tie_word_embeddings=False, rope_parameters=dict(LONGROPE))
+                        tie_word_embeddings=False, partial_rotary_factor=LONGROPE_PARTIAL_ROTARY,
+                        rope_parameters=dict(LONGROPE, partial_rotary_factor=LONGROPE_PARTIAL_ROTARY))
         return cfg, Phi3ForCausalLM, None, 0
 
     def llama_llama3rope_tied():
@@ -246,6 +249,30 @@ def state_dict_name(written):
         if written.startswith(p):
             return "model." + written
     return written
+
+
+def v4_config(c):
+    """config.json as transformers 4.x spelled it: rope_theta + rope_scaling (null for default;
+    'type' for linear/longrope and 'rope_type' for llama3, as the hub configs of those families
+    have it), torch_dtype, and for phi3 original_max_position_embeddings at the top level only."""
+    c = dict(c)
+    c.pop("transformers_version", None)
+    if "dtype" in c:
+        c["torch_dtype"] = c.pop("dtype")
+    if isinstance(c.get("text_config"), dict):
+        c["text_config"] = v4_config(c["text_config"])
+    rp = c.pop("rope_parameters", None)
+    if rp is not None:
+        rp = dict(rp)
+        c["rope_theta"] = rp.pop("rope_theta")
+        prf = rp.pop("partial_rotary_factor", None)
+        if prf is not None and prf != 1.0:
+            c["partial_rotary_factor"] = prf
+        kind = rp.pop("rope_type")
+        if c.get("model_type") == "phi3":
+            rp.pop("original_max_position_embeddings", None)
+        c["rope_scaling"] = None if kind == "default" else {("rope_type" if kind == "llama3" else "type"): kind, **rp}
+    return dict(sorted(c.items()))
 
 
 def save_model(model, dest):
@@ -422,6 +449,11 @@ def make_case(name, spec, out_root, seed):
         assert d == 0.0, f"{path}: reloaded logits differ by {d}"
 
     reload_check(model_dir)
+    saved_cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    cfg_v4 = v4_config(saved_cfg)
+    with open(os.path.join(case_dir, "config_v4.json"), "w") as f:
+        json.dump(cfg_v4, f, indent=2)
+        f.write("\n")
 
     with safetensors.safe_open(os.path.join(model_dir, "model.safetensors"), "pt") as f:
         written = {k: f.get_tensor(k) for k in f.keys()}
@@ -437,6 +469,13 @@ def make_case(name, spec, out_root, seed):
             shutil.rmtree(v4_dir)
         os.rename(tmp, v4_dir)
         reload_check(v4_dir)
+    # The v4 spelling describes the same model: transformers 5 loads it (with the v4 tensor names
+    # for LLaVA) to bit-identical logits.
+    with tempfile.TemporaryDirectory(dir=case_dir) as tmp:
+        shutil.copy(os.path.join(case_dir, "config_v4.json"), os.path.join(tmp, "config.json"))
+        weights_dir = os.path.join(case_dir, "model_v4") if is_vlm else model_dir
+        shutil.copy(os.path.join(weights_dir, "model.safetensors"), tmp)
+        reload_check(tmp)
         name_map = [{"written": k, "v4": v4_name(k), "state_dict": state_dict_name(k),
                      "shape": list(written[k].shape)} for k in sorted(written)]
         sd_names = set(model.state_dict().keys())
@@ -447,7 +486,6 @@ def make_case(name, spec, out_root, seed):
     safetensors.torch.save_file({k: v.contiguous() for k, v in sorted(tensors.items())}, golden_path,
                                 metadata={"case": name})  # one key: safetensors orders several at random
 
-    saved_cfg = json.load(open(os.path.join(model_dir, "config.json")))
     text_cfg = saved_cfg.get("text_config", saved_cfg)
     g = {
         "case": name,
@@ -502,6 +540,9 @@ def make_case(name, spec, out_root, seed):
             "layout": "transformers-5 save_pretrained" + (" (LLaVA: see name_layout)" if is_vlm else ""),
             "tensor_count": len(written),
             "has_lm_head": any(k.endswith("lm_head.weight") for k in written),
+            "config_v4": ("config_v4.json: the same config in transformers 4.x spelling (rope_theta + "
+                          "rope_scaling, torch_dtype); transformers 5 loads it"
+                          + (" with model_v4/ weights" if is_vlm else "") + " to bit-identical logits"),
         },
         "caveats": caveats,
     }
