@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -137,6 +138,32 @@ void BM_SgemmPrefill(benchmark::State& state) {
   state.SetLabel("openblas F32 m" + std::to_string(m) + " " + std::to_string(n) + "x" + std::to_string(k));
 }
 
+// Attention: args n_q, n_kv, n_heads, n_kv_heads, head_dim, causal, threads.
+// FLOPs count q·k and p·v over visible keys (2 * 2 * head_dim per pair).
+void BM_Attention(benchmark::State& state) {
+  const int64_t n_q = state.range(0), n_kv = state.range(1), n_heads = state.range(2), n_kv_heads = state.range(3),
+                head_dim = state.range(4);
+  const bool causal = state.range(5) != 0;
+  SetThreads(state, 6);
+  const auto q = RandomFloats(static_cast<size_t>(n_q * n_heads * head_dim), 3);
+  const auto k = RandomFloats(static_cast<size_t>(n_kv * n_kv_heads * head_dim), 4);
+  const auto v = RandomFloats(static_cast<size_t>(n_kv * n_kv_heads * head_dim), 5);
+  std::vector<float> out(q.size()), scratch(NumThreads() * static_cast<size_t>(n_kv));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  for (auto _ : state) {
+    kernels::Attention(q.data(), n_q, n_heads, k.data(), v.data(), n_kv, n_kv_heads, head_dim, n_kv - n_q, causal,
+                       scale, scratch.data(), out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  double pairs = 0;  // visible (query, key) pairs per head
+  for (int64_t i = 0; i < n_q; ++i) pairs += causal ? static_cast<double>(n_kv - n_q + i + 1) : n_kv;
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * head_dim * n_heads * pairs / 1e9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel("q" + std::to_string(n_q) + " kv" + std::to_string(n_kv) + " h" + std::to_string(n_heads) + "/" +
+                 std::to_string(n_kv_heads) + " d" + std::to_string(head_dim) + (causal ? " causal" : "") + " t" +
+                 std::to_string(state.range(6)));
+}
+
 constexpr int64_t kF32 = static_cast<int64_t>(DType::kF32);
 constexpr int64_t kF16 = static_cast<int64_t>(DType::kF16);
 constexpr int64_t kBF16 = static_cast<int64_t>(DType::kBF16);
@@ -150,6 +177,14 @@ BENCHMARK(BM_MatMulPrefill)
     ->ArgsProduct({{kF32, kBF16}, {64}, {3072}, {3072}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention)
+    ->Args({577, 577, 16, 16, 64, 0, 1})     // ViT-L/14 at 336 px, one layer
+    ->Args({577, 577, 16, 16, 64, 0, 2})
+    ->Args({1, 1024, 32, 8, 128, 1, 1})      // decode, GQA, 1k context
+    ->Args({1, 1024, 32, 8, 128, 1, 2})
+    ->Args({128, 128, 32, 8, 128, 1, 2})     // causal prefill of a prompt
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SgemmPrefill)->Args({64, 3072, 3072})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Console output plus a closing table: each GEMV's GB/s over the triad's GB/s
