@@ -159,9 +159,11 @@ void BM_Attention(benchmark::State& state) {
   for (int64_t i = 0; i < n_q; ++i) pairs += causal ? static_cast<double>(n_kv - n_q + i + 1) : n_kv;
   state.counters["GFLOP/s"] = benchmark::Counter(4.0 * head_dim * n_heads * pairs / 1e9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel("q" + std::to_string(n_q) + " kv" + std::to_string(n_kv) + " h" + std::to_string(n_heads) + "/" +
-                 std::to_string(n_kv_heads) + " d" + std::to_string(head_dim) + (causal ? " causal" : "") + " t" +
-                 std::to_string(state.range(6)));
+  char label[96];
+  std::snprintf(label, sizeof(label), "q%lld kv%lld h%lld/%lld d%lld%s t%lld", static_cast<long long>(n_q),
+                static_cast<long long>(n_kv), static_cast<long long>(n_heads), static_cast<long long>(n_kv_heads),
+                static_cast<long long>(head_dim), causal ? " causal" : "", static_cast<long long>(state.range(6)));
+  state.SetLabel(label);
 }
 
 constexpr int64_t kF32 = static_cast<int64_t>(DType::kF32);
@@ -197,27 +199,41 @@ class RatioReporter : public benchmark::ConsoleReporter {
       if (run.run_type != Run::RT_Iteration) continue;
       auto it = run.counters.find("GB/s");
       if (it == run.counters.end()) continue;
+      // Rate by the benchmark thread's CPU time: for one thread, the speed
+      // while actually running, robust to other processes taking the cores.
+      const double cpu_rate = run.cpu_accumulated_time > 0
+                                  ? it->second.value * run.real_accumulated_time / run.cpu_accumulated_time
+                                  : 0.0;
+      const Rates rates{it->second.value, cpu_rate};
       if (run.report_label.rfind("triad", 0) == 0) {
-        triad_[run.report_label.substr(6)] = it->second.value;
+        triad_[run.report_label.substr(6)] = rates;
       } else {
-        gemv_.emplace_back(run.report_label, it->second.value);
+        gemv_.emplace_back(run.report_label, rates);
       }
     }
   }
   void Finalize() override {
     ConsoleReporter::Finalize();
-    std::printf("\nGEMV weight bandwidth vs STREAM triad (same thread count)\n");
-    for (const auto& [label, gbps] : gemv_) {
+    std::printf(
+        "\nGEMV weight bandwidth vs STREAM triad (same thread count). wall: by real time;\n"
+        "cpu: by the calling thread's CPU time (meaningful for t1 only; robust to a busy machine)\n");
+    std::printf("  %-20s %12s %12s %7s   %12s %12s %7s\n", "", "GEMV wall", "triad wall", "ratio", "GEMV cpu",
+                "triad cpu", "ratio");
+    for (const auto& [label, gemv] : gemv_) {
       const std::string threads = label.substr(label.rfind(' ') + 1);
-      const double triad = triad_.count(threads) ? triad_[threads] : 0.0;
-      std::printf("  %-22s %7.2f GB/s   triad %7.2f GB/s   ratio %.2f\n", label.c_str(), gbps, triad,
-                  triad > 0 ? gbps / triad : 0.0);
+      const Rates triad = triad_.count(threads) ? triad_[threads] : Rates{};
+      std::printf("  %-20s %7.2f GB/s %7.2f GB/s %7.2f   %7.2f GB/s %7.2f GB/s %7.2f\n", label.c_str(), gemv.wall,
+                  triad.wall, triad.wall > 0 ? gemv.wall / triad.wall : 0.0, gemv.cpu, triad.cpu,
+                  triad.cpu > 0 ? gemv.cpu / triad.cpu : 0.0);
     }
   }
 
  private:
-  std::map<std::string, double> triad_;
-  std::vector<std::pair<std::string, double>> gemv_;
+  struct Rates {
+    double wall = 0.0, cpu = 0.0;  // GB/s
+  };
+  std::map<std::string, Rates> triad_;
+  std::vector<std::pair<std::string, Rates>> gemv_;
 };
 
 }  // namespace
