@@ -154,7 +154,7 @@ def case_specs():
         cfg = llama_text(300, tie_word_embeddings=True, max_position_embeddings=256,
                          rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
                                           "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                                          "original_max_position_embeddings": 16})
+                                          "original_max_position_embeddings": 64})
         return cfg, LlamaForCausalLM, None, 0
 
     def llama_linear_rope():
@@ -187,7 +187,7 @@ def case_specs():
     specs["llama_llama3rope_tied"] = dict(family="llama", build=llama_llama3rope_tied, seed=104,
                                           prompt=TEXT_PROMPT,
                                           notes=["tie_word_embeddings=true: no lm_head tensor is written.",
-                                                 "original_max_position_embeddings=16 with head_dim 16 "
+                                                 "original_max_position_embeddings=64 with head_dim 16 and theta 5e5 "
                                                  "so the llama3 low/high/interpolated bands all occur."])
     specs["llama_linear_rope"] = dict(family="llama", build=llama_linear_rope, seed=105, prompt=TEXT_PROMPT,
                                       notes=["num_key_value_heads == num_attention_heads (plain MHA)."])
@@ -195,6 +195,39 @@ def case_specs():
 
 
 # --------------------------------------------------------------------------- helpers
+
+def rope_inv_freq(rp, rotary_dim, long=False):
+    """Inverse frequencies from the written rope_parameters, by the formulas docs/conformance.md
+    gives; the generator checks them against transformers' own tables. Returns (inv_freq, scale)."""
+    theta = rp["rope_theta"]
+    base = 1.0 / theta ** (np.arange(0, rotary_dim, 2, dtype=np.float64) / rotary_dim)
+    kind = rp["rope_type"]
+    if kind == "default":
+        return base, 1.0, None
+    if kind == "linear":
+        return base / rp["factor"], 1.0, None
+    if kind == "llama3":
+        factor, lo, hi = rp["factor"], rp["low_freq_factor"], rp["high_freq_factor"]
+        omax = rp["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / base
+        smooth = (omax / wavelen - lo) / (hi - lo)
+        out = np.where(wavelen > omax / lo, base / factor,
+                       np.where(wavelen < omax / hi, base, (1 - smooth) * base / factor + smooth * base))
+        bands = {"low (divided by factor)": int((wavelen > omax / lo).sum()),
+                 "high (unchanged)": int((wavelen < omax / hi).sum())}
+        bands["interpolated"] = len(base) - sum(bands.values())
+        return out, 1.0, bands
+    if kind == "longrope":
+        ext = np.array(rp["long_factor"] if long else rp["short_factor"], dtype=np.float64)
+        return base / ext, None, None  # scale filled in by the caller (needs max_position_embeddings)
+    raise ValueError(kind)
+
+
+def rope_table_np(inv_freq, positions, scale):
+    freqs = np.outer(np.arange(positions, dtype=np.float64), inv_freq)
+    emb = np.concatenate([freqs, freqs], axis=1)
+    return np.cos(emb) * scale, np.sin(emb) * scale
+
 
 def v4_name(written):
     """Tensor name of a transformers-4.x LLaVA checkpoint for a name transformers 5 writes."""
@@ -213,6 +246,30 @@ def state_dict_name(written):
         if written.startswith(p):
             return "model." + written
     return written
+
+
+def v4_config(c):
+    """config.json as transformers 4.x spelled it: rope_theta + rope_scaling (null for default;
+    'type' for linear/longrope and 'rope_type' for llama3, as the hub configs of those families
+    have it), torch_dtype, and for phi3 original_max_position_embeddings at the top level only."""
+    c = dict(c)
+    c.pop("transformers_version", None)
+    if "dtype" in c:
+        c["torch_dtype"] = c.pop("dtype")
+    if isinstance(c.get("text_config"), dict):
+        c["text_config"] = v4_config(c["text_config"])
+    rp = c.pop("rope_parameters", None)
+    if rp is not None:
+        rp = dict(rp)
+        c["rope_theta"] = rp.pop("rope_theta")
+        prf = rp.pop("partial_rotary_factor", None)
+        if prf is not None and prf != 1.0:
+            c["partial_rotary_factor"] = prf
+        kind = rp.pop("rope_type")
+        if c.get("model_type") == "phi3":
+            rp.pop("original_max_position_embeddings", None)
+        c["rope_scaling"] = None if kind == "default" else {("rope_type" if kind == "llama3" else "type"): kind, **rp}
+    return dict(sorted(c.items()))
 
 
 def save_model(model, dest):
@@ -277,9 +334,15 @@ def make_case(name, spec, out_root, seed):
         kwargs = dict(input_ids=input_ids, use_cache=False)
         if is_vlm:
             kwargs["pixel_values"] = pixel_values
-        out = model(**kwargs)
+        out = model(**kwargs, output_hidden_states=True)
         logits = out.logits[0].float()
         tensors["logits"] = logits.contiguous()
+        # [L+1, T, hidden]: 0 = input embeddings (image features merged), i = output of decoder
+        # layer i-1, L = the final RMSNorm of the last layer's output (lm_head input).
+        text_hs = torch.stack([h[0] for h in out.hidden_states])
+        head_in = model.lm_head(text_hs[-1])
+        assert max_abs(head_in, logits) < 1e-5, "last hidden state is not the lm_head input"
+        tensors["text_hidden_states_all"] = text_hs.contiguous()
 
         if is_vlm:
             vt = model.model.vision_tower(pixel_values, output_hidden_states=True, return_dict=True)
@@ -310,6 +373,44 @@ def make_case(name, spec, out_root, seed):
         tensors["greedy_ids"] = new_ids.to(torch.long).contiguous()
         tensors["greedy_logits"] = torch.stack([l[0] for l in g.logits]).float().contiguous()
         tensors["input_ids"] = input_ids[0].contiguous()
+
+        # RoPE tables [positions, rotary_dim] as transformers applies them (attention scaling
+        # included; rotate_half layout: the first and second halves repeat the same frequencies).
+        rotary = (model.model.language_model if is_vlm else model.model).rotary_emb
+        text = cfg.text_config if is_vlm else cfg
+
+        def rope_tables(n):
+            pos = torch.arange(n)[None]
+            x = torch.zeros(1, n, text.hidden_size)
+            cos, sin = rotary(x, pos)
+            return cos[0].float().contiguous(), sin[0].float().contiguous()
+
+        rp = text.rope_parameters
+        rope_type = rp["rope_type"]
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        rotary_dim = int(head_dim * rp.get("partial_rotary_factor", 1.0))
+        if rope_type == "longrope":
+            omax = rp["original_max_position_embeddings"]
+            # a call whose positions stay <= omax selects the short factors, a longer one the long
+            tensors["rope_cos_short"], tensors["rope_sin_short"] = rope_tables(omax)
+            tensors["rope_cos_long"], tensors["rope_sin_long"] = rope_tables(text.max_position_embeddings)
+            scale = math.sqrt(1 + math.log(text.max_position_embeddings / omax) / math.log(omax))
+            checks = [("_short", rope_inv_freq(rp, rotary_dim)[0], omax),
+                      ("_long", rope_inv_freq(rp, rotary_dim, long=True)[0], text.max_position_embeddings)]
+        else:
+            tensors["rope_cos"], tensors["rope_sin"] = rope_tables(T + NEW_TOKENS)
+            inv, scale, bands = rope_inv_freq(rp, rotary_dim)
+            checks = [("", inv, T + NEW_TOKENS)]
+            if bands:
+                info["llama3_bands"] = bands
+                assert all(v > 0 for v in bands.values()), bands
+        worst = 0.0
+        for suffix, inv, n in checks:
+            cos_np, sin_np = rope_table_np(inv, n, scale)
+            worst = max(worst, float(np.abs(cos_np - tensors["rope_cos" + suffix].numpy()).max()),
+                        float(np.abs(sin_np - tensors["rope_sin" + suffix].numpy()).max()))
+        assert worst < 1e-4, f"{name}: documented rope formula differs from transformers by {worst}"
+        info["rope_formula_max_abs_diff"] = worst
 
         # Self-checks: the prompt logits from generate() match the plain forward pass, and each
         # greedy step equals a cache-free forward over its prefix (this is also what the longrope
@@ -345,6 +446,11 @@ def make_case(name, spec, out_root, seed):
         assert d == 0.0, f"{path}: reloaded logits differ by {d}"
 
     reload_check(model_dir)
+    saved_cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    cfg_v4 = v4_config(saved_cfg)
+    with open(os.path.join(case_dir, "config_v4.json"), "w") as f:
+        json.dump(cfg_v4, f, indent=2)
+        f.write("\n")
 
     with safetensors.safe_open(os.path.join(model_dir, "model.safetensors"), "pt") as f:
         written = {k: f.get_tensor(k) for k in f.keys()}
@@ -360,6 +466,13 @@ def make_case(name, spec, out_root, seed):
             shutil.rmtree(v4_dir)
         os.rename(tmp, v4_dir)
         reload_check(v4_dir)
+    # The v4 spelling describes the same model: transformers 5 loads it (with the v4 tensor names
+    # for LLaVA) to bit-identical logits.
+    with tempfile.TemporaryDirectory(dir=case_dir) as tmp:
+        shutil.copy(os.path.join(case_dir, "config_v4.json"), os.path.join(tmp, "config.json"))
+        weights_dir = os.path.join(case_dir, "model_v4") if is_vlm else model_dir
+        shutil.copy(os.path.join(weights_dir, "model.safetensors"), tmp)
+        reload_check(tmp)
         name_map = [{"written": k, "v4": v4_name(k), "state_dict": state_dict_name(k),
                      "shape": list(written[k].shape)} for k in sorted(written)]
         sd_names = set(model.state_dict().keys())
@@ -370,7 +483,6 @@ def make_case(name, spec, out_root, seed):
     safetensors.torch.save_file({k: v.contiguous() for k, v in sorted(tensors.items())}, golden_path,
                                 metadata={"case": name})  # one key: safetensors orders several at random
 
-    saved_cfg = json.load(open(os.path.join(model_dir, "config.json")))
     text_cfg = saved_cfg.get("text_config", saved_cfg)
     g = {
         "case": name,
@@ -400,6 +512,19 @@ def make_case(name, spec, out_root, seed):
         },
         "golden_tensors": {k: {"dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape)}
                            for k, v in sorted(tensors.items())},
+        "tensor_notes": {
+            "logits": "prompt forward pass (use_cache=False), every position",
+            "greedy_logits": "row i: the logits greedy step i picked greedy_ids[i] from (row 0 = logits[-1])",
+            "text_hidden_states_all": ("[num_hidden_layers+1, T, hidden]: 0 = input embeddings (VLM: image "
+                                       "features merged), i = output of decoder layer i-1, last = final "
+                                       "RMSNorm of the last layer's output (the lm_head input)"),
+            "rope_cos/rope_sin": ("[positions, rotary_dim] cos/sin as applied to q and k (attention factor "
+                                  "included), rotate_half layout: columns j and j+rotary_dim/2 share a "
+                                  "frequency; longrope cases have _short (positions < original_max) and "
+                                  "_long (max_position_embeddings positions) tables instead"),
+        },
+        "rope_check": ("rope tables recomputed in float64 from rope_parameters by the formulas of "
+                       f"docs/conformance.md: max abs diff {info['rope_formula_max_abs_diff']:.2e}"),
         "config_keys": {
             "rope": "rope_parameters" if "rope_parameters" in text_cfg else
                     ("rope_scaling" if "rope_scaling" in text_cfg else None),
@@ -412,9 +537,14 @@ def make_case(name, spec, out_root, seed):
             "layout": "transformers-5 save_pretrained" + (" (LLaVA: see name_layout)" if is_vlm else ""),
             "tensor_count": len(written),
             "has_lm_head": any(k.endswith("lm_head.weight") for k in written),
+            "config_v4": ("config_v4.json: the same config in transformers 4.x spelling (rope_theta + "
+                          "rope_scaling, torch_dtype); transformers 5 loads it"
+                          + (" with model_v4/ weights" if is_vlm else "") + " to bit-identical logits"),
         },
         "caveats": caveats,
     }
+    if "llama3_bands" in info:
+        g["llama3_bands"] = info["llama3_bands"]
     if is_vlm:
         g["vlm"] = {
             "n_image_tokens": n_img,
@@ -504,7 +634,8 @@ def main():
             sys.exit(f"{n}: no seed gave greedy steps with a top-2 logit gap >= {MIN_TOP2_GAP} "
                      f"and >= {MIN_DISTINCT_NEW} distinct new tokens")
         print(f"{n:24s} {size / 1024:8.1f} KiB")
-    print(f"{'tests/golden total':24s} {dir_bytes(args.out) / 1024:8.1f} KiB")
+    total = sum(dir_bytes(os.path.join(args.out, n)) for n in specs if os.path.isdir(os.path.join(args.out, n)))
+    print(f"{'model cases total':24s} {total / 1024:8.1f} KiB")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,49 @@ TEST_P(GoldenFormat, ConfigParsesAndMatchesWhatTransformersWrote) {
   }
 }
 
+// config_v4.json holds the same config in transformers 4.x spelling (rope_theta + rope_scaling,
+// torch_dtype); both spellings must parse to the same model.
+TEST_P(GoldenFormat, V4ConfigSpellingParsesToTheSameConfig) {
+  const std::string path = gc_.dir + "/config_v4.json";
+  auto text = ReadTextFile(path);
+  ASSERT_TRUE(text.ok()) << text.status().message();
+  auto v4 = ParseModelConfig(*text, path);
+  ASSERT_TRUE(v4.ok()) << "bitlens cannot parse " << path << ": " << v4.status().message();
+  const TextConfig &a = cfg_.text, &b = v4->text;
+  EXPECT_EQ(v4->model_type, cfg_.model_type);
+  EXPECT_EQ(v4->torch_dtype, cfg_.torch_dtype);
+  EXPECT_EQ(b.model_type, a.model_type);
+  EXPECT_EQ(b.vocab_size, a.vocab_size);
+  EXPECT_EQ(b.hidden_size, a.hidden_size);
+  EXPECT_EQ(b.intermediate_size, a.intermediate_size);
+  EXPECT_EQ(b.num_hidden_layers, a.num_hidden_layers);
+  EXPECT_EQ(b.num_attention_heads, a.num_attention_heads);
+  EXPECT_EQ(b.num_key_value_heads, a.num_key_value_heads);
+  EXPECT_EQ(b.head_dim, a.head_dim);
+  EXPECT_EQ(b.max_position_embeddings, a.max_position_embeddings);
+  EXPECT_DOUBLE_EQ(b.rms_norm_eps, a.rms_norm_eps);
+  EXPECT_DOUBLE_EQ(b.partial_rotary_factor, a.partial_rotary_factor);
+  EXPECT_EQ(b.tie_word_embeddings, a.tie_word_embeddings);
+  EXPECT_EQ(b.rope.type, a.rope.type);
+  EXPECT_DOUBLE_EQ(b.rope.theta, a.rope.theta);
+  EXPECT_DOUBLE_EQ(b.rope.factor, a.rope.factor);
+  EXPECT_DOUBLE_EQ(b.rope.low_freq_factor, a.rope.low_freq_factor);
+  EXPECT_DOUBLE_EQ(b.rope.high_freq_factor, a.rope.high_freq_factor);
+  EXPECT_EQ(b.rope.original_max_position_embeddings, a.rope.original_max_position_embeddings);
+  EXPECT_EQ(b.rope.short_factor, a.rope.short_factor);
+  EXPECT_EQ(b.rope.long_factor, a.rope.long_factor);
+  EXPECT_EQ(b.rope.attention_factor, a.rope.attention_factor);
+  ASSERT_EQ(v4->is_vlm(), cfg_.is_vlm());
+  if (cfg_.is_vlm()) {
+    EXPECT_EQ(v4->image_token_index, cfg_.image_token_index);
+    EXPECT_EQ(v4->image_seq_length(), cfg_.image_seq_length());
+    EXPECT_EQ(v4->vision_feature_layer, cfg_.vision_feature_layer);
+    EXPECT_EQ(v4->vision_feature_select_strategy, cfg_.vision_feature_select_strategy);
+    EXPECT_EQ(v4->vision->model_type, cfg_.vision->model_type);
+    EXPECT_EQ(v4->vision->image_size, cfg_.vision->image_size);
+  }
+}
+
 TEST_P(GoldenFormat, WeightNamesAndShapesFollowTheConfig) {
   const TextConfig& t = cfg_.text;
   const std::string lm = gc_.is_vlm() ? "language_model.model." : "model.";
@@ -186,7 +229,29 @@ TEST_P(GoldenFormat, GoldenTensorsAgreeWithTheConfigAndEachOther) {
   ExpectGolden("logits", DType::kF32, {n_tokens, t.vocab_size});
   ExpectGolden("greedy_ids", DType::kI64, {n_new});
   ExpectGolden("greedy_logits", DType::kF32, {n_new, t.vocab_size});
+  ExpectGolden("text_hidden_states_all", DType::kF32, {t.num_hidden_layers + 1, n_tokens, t.hidden_size});
   if (HasFatalFailure()) return;
+
+  // RoPE tables [positions, rotary_dim]; at position 0 cos is the attention factor, sin is 0.
+  const int64_t rotary_dim = static_cast<int64_t>(t.head_dim * t.partial_rotary_factor);
+  std::vector<std::pair<std::string, int64_t>> tables;
+  double attention_factor = 1.0;
+  if (t.rope.type == "longrope") {
+    tables = {{"_short", t.rope.original_max_position_embeddings}, {"_long", t.max_position_embeddings}};
+    attention_factor = m["longrope"]["attention_factor"].get<double>();
+  } else {
+    tables = {{"", n_tokens + n_new}};
+  }
+  for (const auto& [suffix, positions] : tables) {
+    ExpectGolden("rope_cos" + suffix, DType::kF32, {positions, rotary_dim});
+    ExpectGolden("rope_sin" + suffix, DType::kF32, {positions, rotary_dim});
+    if (HasFatalFailure()) return;
+    const Tensor cos = gc_.Get("rope_cos" + suffix), sin = gc_.Get("rope_sin" + suffix);
+    for (int64_t j = 0; j < rotary_dim; ++j) {
+      EXPECT_NEAR(cos.data_as<float>()[j], attention_factor, 1e-6) << "rope_cos" << suffix << "[0, " << j << "]";
+      EXPECT_EQ(sin.data_as<float>()[j], 0.0f) << "rope_sin" << suffix << "[0, " << j << "]";
+    }
+  }
 
   const std::vector<int64_t> ids = gc_.input_ids();
   EXPECT_EQ(ids, m["input"]["input_ids"].get<std::vector<int64_t>>());
