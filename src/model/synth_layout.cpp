@@ -5,10 +5,13 @@
 namespace bitlens {
 namespace {
 
-// Bound on any one dimension and on layer counts: far above every real
-// model, low enough that products of two dimensions fit in int64.
-constexpr int64_t kMaxDim = int64_t{1} << 24;
-constexpr int64_t kMaxLayers = 4096;
+// Bounds far above every real model, low enough that no tensor's element
+// count, nor the sum over all tensors, can overflow int64: widths (hidden,
+// intermediate, heads x head_dim) <= 2^20, vocabulary and image positions
+// <= 2^24, patch side <= 1024, channels <= 16, layers <= 1024.
+constexpr int64_t kMaxWidth = int64_t{1} << 20;
+constexpr int64_t kMaxRows = int64_t{1} << 24;
+constexpr int64_t kMaxLayers = 1024;
 
 class LayoutBuilder {
  public:
@@ -88,18 +91,20 @@ void AddDecoder(const TextConfig& t, const std::string& prefix, LayoutBuilder* b
 
 Status CheckSizes(const ModelConfig& c) {
   const TextConfig& t = c.text;
-  for (int64_t d : {t.vocab_size, t.hidden_size, t.intermediate_size, t.num_attention_heads, t.num_key_value_heads,
-                    t.head_dim}) {
-    if (d <= 0 || d > kMaxDim) return InvalidArgument("text sizes must be in [1, 2^24]");
+  auto in = [](int64_t v, int64_t hi) { return v > 0 && v <= hi; };
+  if (!in(t.hidden_size, kMaxWidth) || !in(t.intermediate_size, kMaxWidth) || !in(t.head_dim, kMaxWidth) ||
+      !in(t.num_attention_heads, kMaxWidth) || !in(t.num_key_value_heads, kMaxWidth) ||
+      !in(t.num_attention_heads * t.head_dim, kMaxWidth) || !in(t.vocab_size, kMaxRows)) {
+    return InvalidArgument("text sizes are beyond any real model (widths <= 2^20, vocab <= 2^24)");
   }
-  if (t.num_hidden_layers <= 0 || t.num_hidden_layers > kMaxLayers) return InvalidArgument("too many text layers");
+  if (!in(t.num_hidden_layers, kMaxLayers)) return InvalidArgument("more than 1024 text layers");
   if (c.vision) {
     const VisionConfig& v = *c.vision;
-    for (int64_t d : {v.hidden_size, v.intermediate_size, v.patch_size, v.num_channels, v.image_size}) {
-      if (d <= 0 || d > kMaxDim) return InvalidArgument("vision sizes must be in [1, 2^24]");
+    if (!in(v.hidden_size, kMaxWidth) || !in(v.intermediate_size, kMaxWidth) || !in(v.patch_size, 1024) ||
+        !in(v.num_channels, 16) || !in(v.image_size, kMaxRows) || !in(v.num_patches(), kMaxRows)) {
+      return InvalidArgument("vision sizes are beyond any real model");
     }
-    if (v.num_hidden_layers <= 0 || v.num_hidden_layers > kMaxLayers) return InvalidArgument("too many vision layers");
-    if (v.num_patches() > kMaxDim) return InvalidArgument("too many image patches");
+    if (!in(v.num_hidden_layers, kMaxLayers)) return InvalidArgument("more than 1024 vision layers");
   }
   return Status::Ok();
 }
