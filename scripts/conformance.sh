@@ -54,3 +54,14 @@ du -sh tests/golden/*/ | sed 's/^/  /'
 if [[ -x "$BUILD_DIR/tests/bitlens_tests" ]]; then
   "$BUILD_DIR/tests/bitlens_tests" --gtest_filter='Models/GoldenFormat.*' --gtest_brief=1
 fi
+
+# Generators are byte-stable for fixed versions: any change listed here is a change of reference.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  changed="$(git status --porcelain -- tests/golden)"
+  if [[ -n "$changed" ]]; then
+    echo "conformance: tests/golden differs from the last commit:"
+    echo "$changed" | sed 's/^/  /'
+  else
+    echo "conformance: tests/golden is byte-identical to the last commit"
+  fi
+fi

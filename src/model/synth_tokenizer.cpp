@@ -204,9 +204,10 @@ Result<std::string> SynthTokenizerJson(const SynthTokenizerSpec& spec, int64_t v
       if (s.content == spec.bos_token) bos_id = s.id;
     }
     const json bos = {{"SpecialToken", {{"id", spec.bos_token}, {"type_id", 0}}}};
+    const json bos_b = {{"SpecialToken", {{"id", spec.bos_token}, {"type_id", 1}}}};
     post = {{"type", "TemplateProcessing"},
             {"single", json::array({bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
-            {"pair", json::array({bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, bos,
+            {"pair", json::array({bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, bos_b,
                                   {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}})},
             {"special_tokens", {{spec.bos_token, {{"id", spec.bos_token}, {"ids", {bos_id}}, {"tokens", {spec.bos_token}}}}}}};
   } else {

@@ -37,7 +37,9 @@ from transformers import (
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-IMAGE = os.path.join(ROOT, "..", "shared", "data", "images", "astronaut.png")
+# Shared test data, found as the C++ tests find it: $BITLENS_TEST_DATA, else <root>/../shared/data.
+DATA = os.environ.get("BITLENS_TEST_DATA") or os.path.join(ROOT, "..", "shared", "data")
+IMAGE = os.path.join(DATA, "images", "astronaut.png")
 NEW_TOKENS = 16
 TOLERANCE = 1e-3  # absolute, fp32 logits
 # Greedy picks must win by at least this logit margin at every step, so an implementation within
@@ -105,9 +107,11 @@ def phi3_text(vocab, **kw):
     return Phi3Config(**base)
 
 
-# longrope factors: one per rotary frequency (rotary_dim / 2 = 16*0.5/2 = 4), deliberately uneven.
+# longrope with partial_rotary_factor 0.75 as in Phi-4-mini: head_dim 16 -> rotary_dim 12 (not a
+# power of two), 6 frequencies, one factor each, deliberately uneven.
+LONGROPE_PARTIAL_ROTARY = 0.75
 LONGROPE = dict(rope_type="longrope", rope_theta=10000.0,
-                short_factor=[1.0, 1.25, 1.7, 2.3], long_factor=[1.5, 3.0, 7.5, 19.0])
+                short_factor=[1.0, 1.1, 1.25, 1.7, 2.3, 3.1], long_factor=[1.5, 2.2, 3.0, 7.5, 19.0, 41.0])
 
 
 def case_specs():
@@ -147,7 +151,8 @@ def case_specs():
 
     def phi3_longrope():
         cfg = phi3_text(320, max_position_embeddings=128, original_max_position_embeddings=32,
-                        tie_word_embeddings=False, rope_parameters=dict(LONGROPE))
+                        tie_word_embeddings=False, partial_rotary_factor=LONGROPE_PARTIAL_ROTARY,
+                        rope_parameters=dict(LONGROPE, partial_rotary_factor=LONGROPE_PARTIAL_ROTARY))
         return cfg, Phi3ForCausalLM, None, 0
 
     def llama_llama3rope_tied():
@@ -162,9 +167,14 @@ def case_specs():
                          rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.5})
         return cfg, LlamaForCausalLM, None, 0
 
-    rng = np.random.default_rng(1234)
-    long_prompt = [1] + [int(x) for x in rng.integers(3, 300, size=43)]  # 44 > 32
-    cross_prompt = [1] + [int(x) for x in rng.integers(3, 300, size=23)]  # 24 + 16 crosses 32
+    def random_prompt(n, attempt):
+        rng = np.random.default_rng(1234 + attempt)
+        return [1] + [int(x) for x in rng.integers(3, 300, size=n - 1)]
+
+    # The three phi3 cases share one checkpoint (same seed, byte-identical files that git stores
+    # once); when a greedy race is too close they draw another prompt instead of another seed.
+    long_prompt = lambda attempt: random_prompt(44, attempt)  # 44 > 32
+    cross_prompt = lambda attempt: random_prompt(24, attempt)  # 24 + 16 crosses 32
 
     specs["llava_clip_llama"] = dict(family="llava-clip-llama", build=llava_clip_llama, seed=101,
                                      notes=["CLIP tower has 3 layers so that vision_feature_layer=-2 "
@@ -174,13 +184,13 @@ def case_specs():
                                       notes=["tie_word_embeddings=true: lm_head shares embed_tokens and "
                                              "no lm_head tensor is written.",
                                              "SigLIP vision_use_head=false: no attention-pooling head."])
-    specs["phi3_longrope_short"] = dict(family="phi3", build=phi3_longrope, seed=103, prompt=TEXT_PROMPT,
+    specs["phi3_longrope_short"] = dict(family="phi3", build=phi3_longrope, seed=103, fixed_seed=True, prompt=TEXT_PROMPT,
                                         notes=["prompt + 16 new tokens = 28 <= original_max_position_"
                                                "embeddings (32): short factors throughout."])
-    specs["phi3_longrope_long"] = dict(family="phi3", build=phi3_longrope, seed=103, prompt=long_prompt,
+    specs["phi3_longrope_long"] = dict(family="phi3", build=phi3_longrope, seed=103, fixed_seed=True, prompt=long_prompt,
                                        notes=["prompt of 44 > 32 positions: long factors from the first "
                                               "forward pass on."])
-    specs["phi3_longrope_cross"] = dict(family="phi3", build=phi3_longrope, seed=103, prompt=cross_prompt,
+    specs["phi3_longrope_cross"] = dict(family="phi3", build=phi3_longrope, seed=103, fixed_seed=True, prompt=cross_prompt,
                                         notes=["prompt of 24 (short factors); the sequence passes 32 at "
                                                "greedy step 9 (0-based), where transformers drops the KV cache "
                                                "and recomputes the whole sequence with long factors."])
@@ -248,6 +258,30 @@ def state_dict_name(written):
     return written
 
 
+def v4_config(c):
+    """config.json as transformers 4.x spelled it: rope_theta + rope_scaling (null for default;
+    'type' for linear/longrope and 'rope_type' for llama3, as the hub configs of those families
+    have it), torch_dtype, and for phi3 original_max_position_embeddings at the top level only."""
+    c = dict(c)
+    c.pop("transformers_version", None)
+    if "dtype" in c:
+        c["torch_dtype"] = c.pop("dtype")
+    if isinstance(c.get("text_config"), dict):
+        c["text_config"] = v4_config(c["text_config"])
+    rp = c.pop("rope_parameters", None)
+    if rp is not None:
+        rp = dict(rp)
+        c["rope_theta"] = rp.pop("rope_theta")
+        prf = rp.pop("partial_rotary_factor", None)
+        if prf is not None and prf != 1.0:
+            c["partial_rotary_factor"] = prf
+        kind = rp.pop("rope_type")
+        if c.get("model_type") == "phi3":
+            rp.pop("original_max_position_embeddings", None)
+        c["rope_scaling"] = None if kind == "default" else {("rope_type" if kind == "llama3" else "type"): kind, **rp}
+    return dict(sorted(c.items()))
+
+
 def save_model(model, dest):
     tmp = tempfile.mkdtemp(dir=os.path.dirname(dest))
     model.save_pretrained(tmp, safe_serialization=True)
@@ -270,7 +304,7 @@ def max_abs(a, b):
 
 # --------------------------------------------------------------------------- one case
 
-def make_case(name, spec, out_root, seed):
+def make_case(name, spec, out_root, seed, attempt=0):
     """Writes the case; returns None (to retry with another seed) when a greedy step is a near-tie."""
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -302,7 +336,7 @@ def make_case(name, spec, out_root, seed):
                                        f"transformers.{type(proc).__name__} (PIL backend; "
                                        "model/preprocessor_config.json holds its settings)")
     else:
-        ids = list(spec["prompt"])
+        ids = list(spec["prompt"](attempt) if callable(spec["prompt"]) else spec["prompt"])
     input_ids = torch.tensor([ids], dtype=torch.long)
     T = input_ids.shape[1]
 
@@ -422,6 +456,11 @@ def make_case(name, spec, out_root, seed):
         assert d == 0.0, f"{path}: reloaded logits differ by {d}"
 
     reload_check(model_dir)
+    saved_cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    cfg_v4 = v4_config(saved_cfg)
+    with open(os.path.join(case_dir, "config_v4.json"), "w") as f:
+        json.dump(cfg_v4, f, indent=2)
+        f.write("\n")
 
     with safetensors.safe_open(os.path.join(model_dir, "model.safetensors"), "pt") as f:
         written = {k: f.get_tensor(k) for k in f.keys()}
@@ -437,6 +476,13 @@ def make_case(name, spec, out_root, seed):
             shutil.rmtree(v4_dir)
         os.rename(tmp, v4_dir)
         reload_check(v4_dir)
+    # The v4 spelling describes the same model: transformers 5 loads it (with the v4 tensor names
+    # for LLaVA) to bit-identical logits.
+    with tempfile.TemporaryDirectory(dir=case_dir) as tmp:
+        shutil.copy(os.path.join(case_dir, "config_v4.json"), os.path.join(tmp, "config.json"))
+        weights_dir = os.path.join(case_dir, "model_v4") if is_vlm else model_dir
+        shutil.copy(os.path.join(weights_dir, "model.safetensors"), tmp)
+        reload_check(tmp)
         name_map = [{"written": k, "v4": v4_name(k), "state_dict": state_dict_name(k),
                      "shape": list(written[k].shape)} for k in sorted(written)]
         sd_names = set(model.state_dict().keys())
@@ -447,7 +493,6 @@ def make_case(name, spec, out_root, seed):
     safetensors.torch.save_file({k: v.contiguous() for k, v in sorted(tensors.items())}, golden_path,
                                 metadata={"case": name})  # one key: safetensors orders several at random
 
-    saved_cfg = json.load(open(os.path.join(model_dir, "config.json")))
     text_cfg = saved_cfg.get("text_config", saved_cfg)
     g = {
         "case": name,
@@ -459,6 +504,7 @@ def make_case(name, spec, out_root, seed):
         "dtype": "float32",
         "attn_implementation": "eager",
         "seed": seed,
+        "attempt": attempt,
         "tolerance_abs": TOLERANCE,
         "input": {
             "input_ids": ids,
@@ -502,6 +548,9 @@ def make_case(name, spec, out_root, seed):
             "layout": "transformers-5 save_pretrained" + (" (LLaVA: see name_layout)" if is_vlm else ""),
             "tensor_count": len(written),
             "has_lm_head": any(k.endswith("lm_head.weight") for k in written),
+            "config_v4": ("config_v4.json: the same config in transformers 4.x spelling (rope_theta + "
+                          "rope_scaling, torch_dtype); transformers 5 loads it"
+                          + (" with model_v4/ weights" if is_vlm else "") + " to bit-identical logits"),
         },
         "caveats": caveats,
     }
@@ -584,12 +633,12 @@ def main():
     if unknown:
         sys.exit(f"unknown case(s) {unknown}; known: {list(specs)}")
     if not os.path.exists(IMAGE) and any(n.startswith("llava") for n in names):
-        sys.exit(f"{IMAGE} not found (shared test data)")
+        sys.exit(f"{IMAGE} not found: set BITLENS_TEST_DATA to the shared test data folder")
     os.makedirs(args.out, exist_ok=True)
     for n in names:
         for attempt in range(20):
-            seed = specs[n]["seed"] + 1000 * attempt
-            size = make_case(n, specs[n], args.out, seed)
+            seed = specs[n]["seed"] + (0 if specs[n].get("fixed_seed") else 1000 * attempt)
+            size = make_case(n, specs[n], args.out, seed, attempt)
             if size is not None:
                 break
         else:

@@ -105,6 +105,49 @@ TEST_P(GoldenFormat, ConfigParsesAndMatchesWhatTransformersWrote) {
   }
 }
 
+// config_v4.json holds the same config in transformers 4.x spelling (rope_theta + rope_scaling,
+// torch_dtype); both spellings must parse to the same model.
+TEST_P(GoldenFormat, V4ConfigSpellingParsesToTheSameConfig) {
+  const std::string path = gc_.dir + "/config_v4.json";
+  auto text = ReadTextFile(path);
+  ASSERT_TRUE(text.ok()) << text.status().message();
+  auto v4 = ParseModelConfig(*text, path);
+  ASSERT_TRUE(v4.ok()) << "bitlens cannot parse " << path << ": " << v4.status().message();
+  const TextConfig &a = cfg_.text, &b = v4->text;
+  EXPECT_EQ(v4->model_type, cfg_.model_type);
+  EXPECT_EQ(v4->torch_dtype, cfg_.torch_dtype);
+  EXPECT_EQ(b.model_type, a.model_type);
+  EXPECT_EQ(b.vocab_size, a.vocab_size);
+  EXPECT_EQ(b.hidden_size, a.hidden_size);
+  EXPECT_EQ(b.intermediate_size, a.intermediate_size);
+  EXPECT_EQ(b.num_hidden_layers, a.num_hidden_layers);
+  EXPECT_EQ(b.num_attention_heads, a.num_attention_heads);
+  EXPECT_EQ(b.num_key_value_heads, a.num_key_value_heads);
+  EXPECT_EQ(b.head_dim, a.head_dim);
+  EXPECT_EQ(b.max_position_embeddings, a.max_position_embeddings);
+  EXPECT_DOUBLE_EQ(b.rms_norm_eps, a.rms_norm_eps);
+  EXPECT_DOUBLE_EQ(b.partial_rotary_factor, a.partial_rotary_factor);
+  EXPECT_EQ(b.tie_word_embeddings, a.tie_word_embeddings);
+  EXPECT_EQ(b.rope.type, a.rope.type);
+  EXPECT_DOUBLE_EQ(b.rope.theta, a.rope.theta);
+  EXPECT_DOUBLE_EQ(b.rope.factor, a.rope.factor);
+  EXPECT_DOUBLE_EQ(b.rope.low_freq_factor, a.rope.low_freq_factor);
+  EXPECT_DOUBLE_EQ(b.rope.high_freq_factor, a.rope.high_freq_factor);
+  EXPECT_EQ(b.rope.original_max_position_embeddings, a.rope.original_max_position_embeddings);
+  EXPECT_EQ(b.rope.short_factor, a.rope.short_factor);
+  EXPECT_EQ(b.rope.long_factor, a.rope.long_factor);
+  EXPECT_EQ(b.rope.attention_factor, a.rope.attention_factor);
+  ASSERT_EQ(v4->is_vlm(), cfg_.is_vlm());
+  if (cfg_.is_vlm()) {
+    EXPECT_EQ(v4->image_token_index, cfg_.image_token_index);
+    EXPECT_EQ(v4->image_seq_length(), cfg_.image_seq_length());
+    EXPECT_EQ(v4->vision_feature_layer, cfg_.vision_feature_layer);
+    EXPECT_EQ(v4->vision_feature_select_strategy, cfg_.vision_feature_select_strategy);
+    EXPECT_EQ(v4->vision->model_type, cfg_.vision->model_type);
+    EXPECT_EQ(v4->vision->image_size, cfg_.vision->image_size);
+  }
+}
+
 TEST_P(GoldenFormat, WeightNamesAndShapesFollowTheConfig) {
   const TextConfig& t = cfg_.text;
   const std::string lm = gc_.is_vlm() ? "language_model.model." : "model.";

@@ -77,6 +77,7 @@ TEST(SynthPlan, Phi35VisionIsClipLargePlusPhi3Mini) {
   const int64_t want = VisionParams(true, 1024, 4096, 24, 336, 14) + ProjectorParams(1024, 3072) +
                        DecoderParams(32064, 3072, 8192, 32, 32, 32, 96, false);
   EXPECT_EQ(p.total_params, want);
+  EXPECT_EQ(p.total_params, 4'137'176'064);  // as in docs/cli.md
   EXPECT_EQ(p.config.text.model_type, "phi3");
   EXPECT_EQ(p.config.text.rope.short_factor.size(), 48u);  // head_dim 96, full rotary
 }
@@ -86,6 +87,7 @@ TEST(SynthPlan, SmolVlm256mIsSiglipPlusSmolLm2) {
   const int64_t want = VisionParams(false, 768, 3072, 12, 512, 16) + ProjectorParams(768, 576) +
                        DecoderParams(49280, 576, 1536, 30, 9, 3, 64, false);
   EXPECT_EQ(p.total_params, want);
+  EXPECT_EQ(p.total_params, 250'182'336);  // as in docs/cli.md
   EXPECT_EQ(p.config.image_seq_length(), 1024);
   EXPECT_EQ(p.config.image_token_index, 49190);
 }
