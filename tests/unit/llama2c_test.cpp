@@ -239,6 +239,21 @@ TEST_F(Stories260K, CliRefusesAPromptLongerThanTheContext) {
   EXPECT_EQ(r.out, "");
 }
 
+TEST_F(Stories260K, CliRefusesBadSamplingFlagsInOneLine) {
+  const std::string base = "run --model " + dir_ + " --prompt hi ";
+  const std::pair<const char*, const char*> cases[] = {
+      {"--top-p 0", "bitlens: --top-p must be in (0, 1] (1 = off)\n"},
+      {"--temperature -1", "bitlens: --temperature must be >= 0 (0 = greedy)\n"},
+      {"--repeat-penalty 0", "bitlens: --repeat-penalty must be > 0 (1 = off)\n"},
+      {"--max-context 0", "bitlens: --max-context must be positive\n"},
+  };
+  for (const auto& [flags, message] : cases) {
+    auto r = RunCli(base + flags);
+    EXPECT_EQ(r.exit_code, 2) << flags;
+    EXPECT_EQ(r.err, message) << flags;
+  }
+}
+
 TEST_F(Stories260K, SeededSamplingIsReproducibleThroughTheCli) {
   const std::string args = "run --model " + dir_ + " --prompt 'Once upon a time' --max-tokens 40 --temperature 1 "
                            "--top-p 0.9 --top-k 40 --repeat-penalty 1.1 --seed 7";
