@@ -417,6 +417,10 @@ void AttentionMatchesReference(const char* target) {
       {1, 1, 1, 1, 1, 0, true},      {1, 4, 17, 2, 3, 16, true},   {7, 4, 7, 4, 64, 0, true},
       {2, 8, 65, 2, 17, 63, true},   {5, 6, 5, 6, 63, 0, false},   {7, 32, 257, 8, 128, 250, true},
       {9, 3, 9, 1, 65, 0, false},    {3, 2, 40, 1, 8, 10, true},
+      // Visible ranges ending inside and across 64-key blocks, GQA groups of 3.
+      {70, 6, 130, 2, 72, 60, true}, {5, 4, 200, 4, 80, 0, false},
+      // head_dim beyond the blocked path's stack rows (per-pair fallback).
+      {2, 2, 5, 1, 520, 3, true},
   };
   for (size_t threads : {1, 2}) {
     SetNumThreads(threads);
@@ -456,6 +460,27 @@ TEST(KernelsFast, SoftmaxMatchesReference) { ForEachTarget(SoftmaxMatchesReferen
 TEST(KernelsFast, ActivationsMatchReference) { ForEachTarget(ActivationsMatchReference); }
 TEST(KernelsFast, RopeMatchesReference) { ForEachTarget(RopeMatchesReference); }
 TEST(KernelsFast, AttentionMatchesReference) { ForEachTarget(AttentionMatchesReference); }
+
+// Attention rows are computed the same way whichever rows share their block
+// or thread, so outputs are bit-identical across thread counts.
+void AttentionIsIdenticalAcrossThreadCounts(const char* target) {
+  ThreadsGuard guard;
+  std::mt19937 rng(23);
+  const int64_t n_q = 37, n_heads = 8, n_kv = 150, n_kv_heads = 2, head_dim = 40;
+  const auto q = Random(n_q * n_heads * head_dim, rng), k = Random(n_kv * n_kv_heads * head_dim, rng),
+             v = Random(n_kv * n_kv_heads * head_dim, rng);
+  std::vector<float> first;
+  for (size_t threads : {1, 2, 3}) {
+    SetNumThreads(threads);
+    std::vector<float> out(q.size()), scratch(NumThreads() * n_kv);
+    Attention(q.data(), n_q, n_heads, k.data(), v.data(), n_kv, n_kv_heads, head_dim, n_kv - n_q, true, 0.15f,
+              scratch.data(), out.data());
+    if (first.empty()) first = out;
+    EXPECT_EQ(0, std::memcmp(out.data(), first.data(), out.size() * sizeof(float)))
+        << "threads=" << threads << " differs from threads=1";
+  }
+}
+TEST(KernelsFast, AttentionIsIdenticalAcrossThreadCounts) { ForEachTarget(AttentionIsIdenticalAcrossThreadCounts); }
 
 }  // namespace
 }  // namespace bitlens::kernels
