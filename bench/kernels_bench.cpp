@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -137,6 +138,34 @@ void BM_SgemmPrefill(benchmark::State& state) {
   state.SetLabel("openblas F32 m" + std::to_string(m) + " " + std::to_string(n) + "x" + std::to_string(k));
 }
 
+// Attention: args n_q, n_kv, n_heads, n_kv_heads, head_dim, causal, threads.
+// FLOPs count q·k and p·v over visible keys (2 * 2 * head_dim per pair).
+void BM_Attention(benchmark::State& state) {
+  const int64_t n_q = state.range(0), n_kv = state.range(1), n_heads = state.range(2), n_kv_heads = state.range(3),
+                head_dim = state.range(4);
+  const bool causal = state.range(5) != 0;
+  SetThreads(state, 6);
+  const auto q = RandomFloats(static_cast<size_t>(n_q * n_heads * head_dim), 3);
+  const auto k = RandomFloats(static_cast<size_t>(n_kv * n_kv_heads * head_dim), 4);
+  const auto v = RandomFloats(static_cast<size_t>(n_kv * n_kv_heads * head_dim), 5);
+  std::vector<float> out(q.size()), scratch(NumThreads() * static_cast<size_t>(n_kv));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  for (auto _ : state) {
+    kernels::Attention(q.data(), n_q, n_heads, k.data(), v.data(), n_kv, n_kv_heads, head_dim, n_kv - n_q, causal,
+                       scale, scratch.data(), out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  double pairs = 0;  // visible (query, key) pairs per head
+  for (int64_t i = 0; i < n_q; ++i) pairs += causal ? static_cast<double>(n_kv - n_q + i + 1) : n_kv;
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * head_dim * n_heads * pairs / 1e9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  char label[96];
+  std::snprintf(label, sizeof(label), "q%lld kv%lld h%lld/%lld d%lld%s t%lld", static_cast<long long>(n_q),
+                static_cast<long long>(n_kv), static_cast<long long>(n_heads), static_cast<long long>(n_kv_heads),
+                static_cast<long long>(head_dim), causal ? " causal" : "", static_cast<long long>(state.range(6)));
+  state.SetLabel(label);
+}
+
 constexpr int64_t kF32 = static_cast<int64_t>(DType::kF32);
 constexpr int64_t kF16 = static_cast<int64_t>(DType::kF16);
 constexpr int64_t kBF16 = static_cast<int64_t>(DType::kBF16);
@@ -150,6 +179,14 @@ BENCHMARK(BM_MatMulPrefill)
     ->ArgsProduct({{kF32, kBF16}, {64}, {3072}, {3072}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention)
+    ->Args({577, 577, 16, 16, 64, 0, 1})     // ViT-L/14 at 336 px, one layer
+    ->Args({577, 577, 16, 16, 64, 0, 2})
+    ->Args({1, 1024, 32, 8, 128, 1, 1})      // decode, GQA, 1k context
+    ->Args({1, 1024, 32, 8, 128, 1, 2})
+    ->Args({128, 128, 32, 8, 128, 1, 2})     // causal prefill of a prompt
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SgemmPrefill)->Args({64, 3072, 3072})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Console output plus a closing table: each GEMV's GB/s over the triad's GB/s
@@ -162,27 +199,41 @@ class RatioReporter : public benchmark::ConsoleReporter {
       if (run.run_type != Run::RT_Iteration) continue;
       auto it = run.counters.find("GB/s");
       if (it == run.counters.end()) continue;
+      // Rate by the benchmark thread's CPU time: for one thread, the speed
+      // while actually running, robust to other processes taking the cores.
+      const double cpu_rate = run.cpu_accumulated_time > 0
+                                  ? it->second.value * run.real_accumulated_time / run.cpu_accumulated_time
+                                  : 0.0;
+      const Rates rates{it->second.value, cpu_rate};
       if (run.report_label.rfind("triad", 0) == 0) {
-        triad_[run.report_label.substr(6)] = it->second.value;
+        triad_[run.report_label.substr(6)] = rates;
       } else {
-        gemv_.emplace_back(run.report_label, it->second.value);
+        gemv_.emplace_back(run.report_label, rates);
       }
     }
   }
   void Finalize() override {
     ConsoleReporter::Finalize();
-    std::printf("\nGEMV weight bandwidth vs STREAM triad (same thread count)\n");
-    for (const auto& [label, gbps] : gemv_) {
+    std::printf(
+        "\nGEMV weight bandwidth vs STREAM triad (same thread count). wall: by real time;\n"
+        "cpu: by the calling thread's CPU time (meaningful for t1 only; robust to a busy machine)\n");
+    std::printf("  %-20s %12s %12s %7s   %12s %12s %7s\n", "", "GEMV wall", "triad wall", "ratio", "GEMV cpu",
+                "triad cpu", "ratio");
+    for (const auto& [label, gemv] : gemv_) {
       const std::string threads = label.substr(label.rfind(' ') + 1);
-      const double triad = triad_.count(threads) ? triad_[threads] : 0.0;
-      std::printf("  %-22s %7.2f GB/s   triad %7.2f GB/s   ratio %.2f\n", label.c_str(), gbps, triad,
-                  triad > 0 ? gbps / triad : 0.0);
+      const Rates triad = triad_.count(threads) ? triad_[threads] : Rates{};
+      std::printf("  %-20s %7.2f GB/s %7.2f GB/s %7.2f   %7.2f GB/s %7.2f GB/s %7.2f\n", label.c_str(), gemv.wall,
+                  triad.wall, triad.wall > 0 ? gemv.wall / triad.wall : 0.0, gemv.cpu, triad.cpu,
+                  triad.cpu > 0 ? gemv.cpu / triad.cpu : 0.0);
     }
   }
 
  private:
-  std::map<std::string, double> triad_;
-  std::vector<std::pair<std::string, double>> gemv_;
+  struct Rates {
+    double wall = 0.0, cpu = 0.0;  // GB/s
+  };
+  std::map<std::string, Rates> triad_;
+  std::vector<std::pair<std::string, Rates>> gemv_;
 };
 
 }  // namespace

@@ -61,9 +61,9 @@ HWY_INLINE float Finish(DF df, VF acc, const float* HWY_RESTRICT x, const WT* HW
 // row o0); writes y[r0 + i, o0 + j] (y points at y[r0, o0], row stride n).
 // Accumulators are named variables (not arrays) so the code also builds for
 // sizeless vector targets (SVE, RVV).
-// Elements ahead of the current position that decode prefetches (prefetching
-// past the end of a row is harmless: prefetches never fault).
-constexpr int64_t kPrefetchAhead = 512;
+// How far ahead of the current position decode prefetches each weight row
+// (prefetching past the end of a row is harmless: prefetches never fault).
+constexpr int64_t kPrefetchBytes = 2048;
 
 template <int MR, int NR, class WT>
 HWY_INLINE void Tile(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, int64_t k, int64_t n,
@@ -72,6 +72,7 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, int6
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t k_vec = k - k % lanes;
+  constexpr int64_t kPrefetchAhead = kPrefetchBytes / static_cast<int64_t>(sizeof(WT));
   const float* x0 = x;
   const float* x1 = x + (MR > 1 ? k : 0);
   const float* x2 = x + (MR > 2 ? 2 * k : 0);

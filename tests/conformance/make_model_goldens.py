@@ -37,7 +37,9 @@ from transformers import (
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-IMAGE = os.path.join(ROOT, "..", "shared", "data", "images", "astronaut.png")
+# Shared test data, found as the C++ tests find it: $BITLENS_TEST_DATA, else <root>/../shared/data.
+DATA = os.environ.get("BITLENS_TEST_DATA") or os.path.join(ROOT, "..", "shared", "data")
+IMAGE = os.path.join(DATA, "images", "astronaut.png")
 NEW_TOKENS = 16
 TOLERANCE = 1e-3  # absolute, fp32 logits
 # Greedy picks must win by at least this logit margin at every step, so an implementation within
@@ -631,7 +633,7 @@ def main():
     if unknown:
         sys.exit(f"unknown case(s) {unknown}; known: {list(specs)}")
     if not os.path.exists(IMAGE) and any(n.startswith("llava") for n in names):
-        sys.exit(f"{IMAGE} not found (shared test data)")
+        sys.exit(f"{IMAGE} not found: set BITLENS_TEST_DATA to the shared test data folder")
     os.makedirs(args.out, exist_ok=True)
     for n in names:
         for attempt in range(20):
