@@ -230,7 +230,12 @@ Result<GenerateResult> Session::Generate(const std::vector<int32_t>& prompt, con
                                          const GenerateOptions& options, const TokenCallback& on_token) {
   const int64_t n = static_cast<int64_t>(prompt.size());
   if (n == 0) return InvalidArgument("the prompt is empty");
-  if (options.max_tokens < 0) return InvalidArgument("max_tokens must not be negative");
+  if (options.max_tokens < 0) return InvalidArgument("--max-tokens must not be negative");
+  const SamplerOptions& so = options.sampling;
+  if (!(so.temperature >= 0)) return InvalidArgument("--temperature must be >= 0 (0 = greedy)");
+  if (so.top_k < 0) return InvalidArgument("--top-k must be >= 0 (0 = off)");
+  if (!(so.top_p > 0 && so.top_p <= 1)) return InvalidArgument("--top-p must be in (0, 1] (1 = off)");
+  if (!(so.repeat_penalty > 0)) return InvalidArgument("--repeat-penalty must be > 0 (1 = off)");
   if (n + options.max_tokens > context_) {
     return OutOfRange("prompt has " + std::to_string(n) + " tokens + " + std::to_string(options.max_tokens) +
                       " to generate but the context holds " + std::to_string(context_) +
