@@ -184,6 +184,10 @@ Status ParseVision(const json& j, const std::string& where, VisionConfig* v) {
   r.Get("layer_norm_eps", &v->layer_norm_eps);
   r.Get("hidden_act", &v->hidden_act);
   BL_TRY(r.status());
+  // Upper bounds keep num_patches() and the layer-index checks free of overflow.
+  if (v->image_size > (int64_t{1} << 20) || v->num_hidden_layers > (int64_t{1} << 16)) {
+    return InvalidArgument(where + "image_size or num_hidden_layers is beyond any real model");
+  }
   if (v->hidden_size <= 0 || v->num_attention_heads <= 0 || v->patch_size <= 0 || v->image_size < v->patch_size ||
       v->num_hidden_layers <= 0 || v->intermediate_size <= 0 || v->num_channels <= 0 ||
       v->hidden_size % v->num_attention_heads != 0) {

@@ -233,12 +233,30 @@ Status SafetensorsWriter::Write(const void* data, size_t nbytes) {
   if (out_ == nullptr) return Internal("SafetensorsWriter::Write before Begin");
   if (next_ >= entries_.size()) return Internal("SafetensorsWriter: more tensors written than declared");
   const auto& e = entries_[next_];
+  if (next_written_ != 0) return Internal("SafetensorsWriter: tensor '" + e.name + "' is partly written by WritePart");
   if (nbytes != e.end - e.begin) {
     return Internal("SafetensorsWriter: tensor '" + e.name + "' declared " + std::to_string(e.end - e.begin) +
                     " bytes but got " + std::to_string(nbytes));
   }
   if (nbytes > 0 && std::fwrite(data, 1, nbytes, out_) != nbytes) return IoError(path_ + ".tmp: write failed (disk full?)");
   ++next_;
+  return Status::Ok();
+}
+
+Status SafetensorsWriter::WritePart(const void* data, size_t nbytes) {
+  if (out_ == nullptr) return Internal("SafetensorsWriter::WritePart before Begin");
+  if (next_ >= entries_.size()) return Internal("SafetensorsWriter: more tensors written than declared");
+  const auto& e = entries_[next_];
+  if (nbytes > e.end - e.begin - next_written_) {
+    return Internal("SafetensorsWriter: tensor '" + e.name + "' declared " + std::to_string(e.end - e.begin) +
+                    " bytes but got more");
+  }
+  if (nbytes > 0 && std::fwrite(data, 1, nbytes, out_) != nbytes) return IoError(path_ + ".tmp: write failed (disk full?)");
+  next_written_ += nbytes;
+  if (next_written_ == e.end - e.begin) {
+    ++next_;
+    next_written_ = 0;
+  }
   return Status::Ok();
 }
 

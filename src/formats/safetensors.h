@@ -87,6 +87,10 @@ class SafetensorsWriter {
   Status Begin();
   // Writes the bytes of the next declared tensor (nbytes must match).
   Status Write(const void* data, size_t nbytes);
+  // Streams the next declared tensor in pieces: each call appends `nbytes`;
+  // the tensor is complete once its declared size is reached. Lets writers
+  // of multi-GB tensors hold only one chunk in memory.
+  Status WritePart(const void* data, size_t nbytes);
   Status Finish();
   size_t total_bytes() const;
 
@@ -95,6 +99,7 @@ class SafetensorsWriter {
   std::map<std::string, std::string> metadata_;
   std::vector<TensorEntry> entries_;
   size_t next_ = 0;
+  size_t next_written_ = 0;  // bytes of entries_[next_] already written by WritePart
   FILE* out_ = nullptr;
 };
 

@@ -24,15 +24,66 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// a · b over dim floats.
-HWY_INLINE float Dot(DF df, const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t dim) {
+// scores[j] = q · k_j * scale for keys j in [0, count), four keys per step so
+// four independent FMA chains are in flight and q is loaded once per step.
+//   q [head_dim]; key j at k + j * stride
+HWY_INLINE void Scores(DF df, const float* HWY_RESTRICT q, const float* HWY_RESTRICT k, int64_t stride, int64_t count,
+                       int64_t head_dim, float scale, float* HWY_RESTRICT scores) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t dim_vec = dim - dim % lanes;
-  VF acc = hn::Zero(df);
-  for (int64_t d = 0; d < dim_vec; d += lanes) acc = hn::MulAdd(hn::LoadU(df, a + d), hn::LoadU(df, b + d), acc);
-  float sum = hn::GetLane(hn::SumOfLanes(df, acc));
-  for (int64_t d = dim_vec; d < dim; ++d) sum += a[d] * b[d];
-  return sum;
+  const int64_t dim_vec = head_dim - head_dim % lanes;
+  auto finish = [&](VF acc, const float* kj) {
+    float sum = hn::GetLane(hn::SumOfLanes(df, acc));
+    for (int64_t d = dim_vec; d < head_dim; ++d) sum += q[d] * kj[d];
+    return sum * scale;
+  };
+  int64_t j = 0;
+  for (; j + 4 <= count; j += 4) {
+    const float* k0 = k + j * stride;
+    const float* k1 = k0 + stride;
+    const float* k2 = k1 + stride;
+    const float* k3 = k2 + stride;
+    VF a0 = hn::Zero(df), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t d = 0; d < dim_vec; d += lanes) {
+      const VF qv = hn::LoadU(df, q + d);
+      a0 = hn::MulAdd(qv, hn::LoadU(df, k0 + d), a0);
+      a1 = hn::MulAdd(qv, hn::LoadU(df, k1 + d), a1);
+      a2 = hn::MulAdd(qv, hn::LoadU(df, k2 + d), a2);
+      a3 = hn::MulAdd(qv, hn::LoadU(df, k3 + d), a3);
+    }
+    scores[j] = finish(a0, k0);
+    scores[j + 1] = finish(a1, k1);
+    scores[j + 2] = finish(a2, k2);
+    scores[j + 3] = finish(a3, k3);
+  }
+  for (; j < count; ++j) {
+    const float* kj = k + j * stride;
+    VF a = hn::Zero(df);
+    for (int64_t d = 0; d < dim_vec; d += lanes) a = hn::MulAdd(hn::LoadU(df, q + d), hn::LoadU(df, kj + d), a);
+    scores[j] = finish(a, kj);
+  }
+}
+
+// out[d0 .. d0 + NV*lanes) = sum_j p_j v_j[...] * inv_sum, with the NV output
+// vectors held in registers across all keys (no store/load chain through out).
+template <int NV>
+HWY_INLINE void WeightedValues(DF df, const float* HWY_RESTRICT p, const float* HWY_RESTRICT v, int64_t stride,
+                               int64_t count, float inv_sum, float* HWY_RESTRICT out) {
+  static_assert(NV >= 1 && NV <= 4, "chunk");
+  const size_t lanes = hn::Lanes(df);
+  VF o0 = hn::Zero(df), o1 = o0, o2 = o0, o3 = o0;
+  for (int64_t j = 0; j < count; ++j) {
+    const float* vj = v + j * stride;
+    const VF pj = hn::Set(df, p[j]);
+    o0 = hn::MulAdd(pj, hn::LoadU(df, vj), o0);
+    if constexpr (NV > 1) o1 = hn::MulAdd(pj, hn::LoadU(df, vj + lanes), o1);
+    if constexpr (NV > 2) o2 = hn::MulAdd(pj, hn::LoadU(df, vj + 2 * lanes), o2);
+    if constexpr (NV > 3) o3 = hn::MulAdd(pj, hn::LoadU(df, vj + 3 * lanes), o3);
+  }
+  const VF vinv = hn::Set(df, inv_sum);
+  hn::StoreU(hn::Mul(o0, vinv), df, out);
+  if constexpr (NV > 1) hn::StoreU(hn::Mul(o1, vinv), df, out + lanes);
+  if constexpr (NV > 2) hn::StoreU(hn::Mul(o2, vinv), df, out + 2 * lanes);
+  if constexpr (NV > 3) hn::StoreU(hn::Mul(o3, vinv), df, out + 3 * lanes);
 }
 
 // One query head against keys/values 0..visible-1 of its kv head.
@@ -46,14 +97,18 @@ HWY_INLINE void AttendOne(DF df, const float* HWY_RESTRICT q, const float* HWY_R
     std::fill(out, out + head_dim, 0.0f);
     return;
   }
+  Scores(df, q, k, kv_stride, visible, head_dim, scale, scores);
+  // The max, vectorized (std::fmax is a libm call here: it honours NaN rules).
+  const int64_t n_vec = visible - visible % lanes;
   float max = -INFINITY;
-  for (int64_t j = 0; j < visible; ++j) {
-    scores[j] = Dot(df, q, k + j * kv_stride, head_dim) * scale;
-    max = std::fmax(max, scores[j]);
+  if (n_vec > 0) {
+    VF vmax = hn::LoadU(df, scores);
+    for (int64_t j = lanes; j < n_vec; j += lanes) vmax = hn::Max(vmax, hn::LoadU(df, scores + j));
+    max = hn::GetLane(hn::MaxOfLanes(df, vmax));
   }
+  for (int64_t j = n_vec; j < visible; ++j) max = scores[j] > max ? scores[j] : max;
   // exp(s - max) over the scores; the ragged tail via a padded stack buffer so
   // every score goes through the same vector exp.
-  const int64_t n_vec = visible - visible % lanes;
   const VF vmax = hn::Set(df, max);
   VF acc = hn::Zero(df);
   for (int64_t j = 0; j < n_vec; j += lanes) {
@@ -72,20 +127,30 @@ HWY_INLINE void AttendOne(DF df, const float* HWY_RESTRICT q, const float* HWY_R
       sum += tail[i];
     }
   }
-  // out = (sum_j p_j v_j) / sum, accumulated in out (L1-resident).
-  std::fill(out, out + head_dim, 0.0f);
-  for (int64_t j = 0; j < visible; ++j) {
-    const float* vj = v + j * kv_stride;
-    const float p = scores[j];
-    const VF vp = hn::Set(df, p);
-    for (int64_t d = 0; d < dim_vec; d += lanes) {
-      hn::StoreU(hn::MulAdd(vp, hn::LoadU(df, vj + d), hn::LoadU(df, out + d)), df, out + d);
-    }
-    for (int64_t d = dim_vec; d < head_dim; ++d) out[d] += p * vj[d];
+  const float inv_sum = 1.0f / sum;
+  // out = (sum_j p_j v_j) / sum, in chunks of up to four vectors, then the
+  // ragged head_dim tail (e.g. SigLIP's 72 with 16 lanes) one scalar at a time.
+  int64_t d = 0;
+  for (; d + 4 * lanes <= dim_vec; d += 4 * lanes)
+    WeightedValues<4>(df, scores, v + d, kv_stride, visible, inv_sum, out + d);
+  switch ((dim_vec - d) / lanes) {
+    case 3:
+      WeightedValues<3>(df, scores, v + d, kv_stride, visible, inv_sum, out + d);
+      break;
+    case 2:
+      WeightedValues<2>(df, scores, v + d, kv_stride, visible, inv_sum, out + d);
+      break;
+    case 1:
+      WeightedValues<1>(df, scores, v + d, kv_stride, visible, inv_sum, out + d);
+      break;
+    default:
+      break;
   }
-  const VF vinv = hn::Set(df, 1.0f / sum);
-  for (int64_t d = 0; d < dim_vec; d += lanes) hn::StoreU(hn::Mul(hn::LoadU(df, out + d), vinv), df, out + d);
-  for (int64_t d = dim_vec; d < head_dim; ++d) out[d] *= 1.0f / sum;
+  for (d = dim_vec; d < head_dim; ++d) {
+    float o = 0.0f;
+    for (int64_t j = 0; j < visible; ++j) o += scores[j] * v[j * kv_stride + d];
+    out[d] = o * inv_sum;
+  }
 }
 
 // q, out [n_q, n_heads, head_dim]; k, v [n_kv, n_kv_heads, head_dim];

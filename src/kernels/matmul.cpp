@@ -12,6 +12,7 @@
 #define HWY_TARGET_INCLUDE "kernels/matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // Must come after foreach_target.h.
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 #include <algorithm>
@@ -60,6 +61,10 @@ HWY_INLINE float Finish(DF df, VF acc, const float* HWY_RESTRICT x, const WT* HW
 // row o0); writes y[r0 + i, o0 + j] (y points at y[r0, o0], row stride n).
 // Accumulators are named variables (not arrays) so the code also builds for
 // sizeless vector targets (SVE, RVV).
+// How far ahead of the current position decode prefetches each weight row
+// (prefetching past the end of a row is harmless: prefetches never fault).
+constexpr int64_t kPrefetchBytes = 2048;
+
 template <int MR, int NR, class WT>
 HWY_INLINE void Tile(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, int64_t k, int64_t n,
                      const float* bias, int64_t o0, float* HWY_RESTRICT y) {
@@ -67,6 +72,7 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, int6
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t k_vec = k - k % lanes;
+  constexpr int64_t kPrefetchAhead = kPrefetchBytes / static_cast<int64_t>(sizeof(WT));
   const float* x0 = x;
   const float* x1 = x + (MR > 1 ? k : 0);
   const float* x2 = x + (MR > 2 ? 2 * k : 0);
@@ -80,6 +86,13 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, int6
   VF a20 = a00, a21 = a00, a22 = a00, a23 = a00;
   VF a30 = a00, a31 = a00, a32 = a00, a33 = a00;
   for (int64_t i = 0; i < k_vec; i += lanes) {
+    if constexpr (MR == 1) {
+      // Decode streams NR weight rows from DRAM: ask for them early.
+      hwy::Prefetch(w0 + i + kPrefetchAhead);
+      if constexpr (NR > 1) hwy::Prefetch(w1 + i + kPrefetchAhead);
+      if constexpr (NR > 2) hwy::Prefetch(w2 + i + kPrefetchAhead);
+      if constexpr (NR > 3) hwy::Prefetch(w3 + i + kPrefetchAhead);
+    }
     const VF v0 = hn::LoadU(df, x0 + i);
     VF v1, v2, v3;
     if constexpr (MR > 1) v1 = hn::LoadU(df, x1 + i);
@@ -164,10 +177,19 @@ HWY_INLINE void TileRowTail(int64_t rows, const float* x, const WT* w, int64_t k
 // Prefill: x rows [0, m) against weight rows [o_begin, o_end). x is taken in
 // blocks small enough to stay in L2 while the NR weight rows (in L1) meet
 // every row of the block.
+// Prefill tile: 4 x rows × kGemmNR weight rows. Targets with 32 vector
+// registers (AVX-512, NEON, SVE) hold a 4×4 tile of accumulators plus the
+// operands; 16-register targets (AVX2, SSE) use 4×2 to avoid spilling.
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3) || HWY_ARCH_ARM
+constexpr int kGemmNR = 4;
+#else
+constexpr int kGemmNR = 2;
+#endif
+
 template <class WT>
 void GemmRows(const float* x, int64_t m, const WT* w, int64_t k, int64_t n, const float* bias, int64_t o_begin,
               int64_t o_end, float* y) {
-  constexpr int MR = 4, NR = 2;
+  constexpr int MR = 4, NR = kGemmNR;
   constexpr int64_t kBlockBytes = 256 * 1024;
   const int64_t block_rows = std::max<int64_t>(MR, std::min<int64_t>(64, kBlockBytes / (4 * k)) / MR * MR);
   for (int64_t r0 = 0; r0 < m; r0 += block_rows) {

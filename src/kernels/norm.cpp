@@ -95,7 +95,7 @@ void SoftmaxRows(float* x, int64_t rows, int64_t n) {
       for (int64_t i = lanes; i < n_vec; i += lanes) vmax = hn::Max(vmax, hn::LoadU(df, xr + i));
       max = hn::GetLane(hn::MaxOfLanes(df, vmax));
     }
-    for (int64_t i = n_vec; i < n; ++i) max = std::fmax(max, xr[i]);
+    for (int64_t i = n_vec; i < n; ++i) max = xr[i] > max ? xr[i] : max;
     const VF vmax = hn::Set(df, max);
     VF acc = hn::Zero(df);
     for (int64_t i = 0; i < n_vec; i += lanes) {

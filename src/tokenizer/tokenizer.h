@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -28,6 +30,12 @@ class Tokenizer {
   virtual std::vector<int32_t> Encode(std::string_view text, bool add_bos) const = 0;
   // The text of `ids` (special tokens rendered as written).
   virtual std::string Decode(const std::vector<int32_t>& ids) const = 0;
+  // Like Decode, but bytes that do not form valid UTF-8 (a character cut
+  // across byte-fallback or byte-level tokens) are returned as they are
+  // instead of as U+FFFD. StreamingDecoder builds on it.
+  virtual std::string DecodeBytes(std::span<const int32_t> ids) const {
+    return Decode(std::vector<int32_t>(ids.begin(), ids.end()));
+  }
 
   virtual int32_t vocab_size() const = 0;
   // Id of a token written exactly as in the vocabulary, e.g. "<|end|>".
@@ -36,6 +44,14 @@ class Tokenizer {
   std::optional<int32_t> bos_id() const { return bos_id_; }
   const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
   bool add_bos_by_default() const { return add_bos_by_default_; }
+
+  // Set by Load from the checkpoint's configs; exposed for tools and tests
+  // that build a tokenizer for a synthetic checkpoint.
+  void SetSpecialTokens(std::optional<int32_t> bos_id, std::vector<int32_t> eos_ids, bool add_bos_by_default) {
+    bos_id_ = bos_id;
+    eos_ids_ = std::move(eos_ids);
+    add_bos_by_default_ = add_bos_by_default;
+  }
 
  protected:
   std::optional<int32_t> bos_id_;
@@ -55,7 +71,11 @@ class StreamingDecoder {
 
  private:
   const Tokenizer& tokenizer_;
+  // Only a window of recent ids is kept: decoding ids_[0..] again on every
+  // Push stays cheap, and the first id gives the decoder its context (e.g.
+  // SentencePiece strips the leading space of the first token only).
   std::vector<int32_t> ids_;
+  // Bytes of DecodeBytes(ids_) already returned.
   size_t emitted_bytes_ = 0;
 };
 

@@ -1,11 +1,30 @@
-// bitlens inspect: placeholder until the subcommand lands.
+// bitlens inspect: family, components, parameter counts, bytes, dtypes and
+// shards of a checkpoint directory, from its headers only.
+#include <cstdio>
+
 #include "commands.h"
+#include "model/inspect.h"
 
 namespace bitlens::cli {
 
 void AddInspectCommand(CLI::App& app, Status* result) {
-  auto* cmd = app.add_subcommand("inspect", "(not yet available)");
-  cmd->callback([result] { *result = Unsupported("'inspect' is not implemented yet"); });
+  struct Flags {
+    std::string dir;
+    bool json = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* cmd = app.add_subcommand("inspect", "Show what a checkpoint holds (headers only; fast on multi-GB models)");
+  cmd->add_option("dir", flags->dir, "checkpoint directory (config.json + safetensors)")->required();
+  cmd->add_flag("--json", flags->json, "print the report as JSON");
+  cmd->callback([flags, result] {
+    auto report = InspectCheckpoint(flags->dir);
+    if (!report.ok()) {
+      *result = report.status();
+      return;
+    }
+    std::fputs((flags->json ? FormatReportJson(*report) : FormatReportText(*report)).c_str(), stdout);
+    *result = Status::Ok();
+  });
 }
 
 }  // namespace bitlens::cli

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Writes the tokenizer goldens that tests/unit/tokenizer_parity_test.cpp checks.
+
+For every real tokenizer in ../shared/data/tokenizers it runs the reference
+implementation (HF `tokenizers` for tokenizer.json, transformers for
+vocab.json + merges.txt, `sentencepiece` for tokenizer.model) over
+tests/golden/tokenizers/corpus.txt and writes, per tokenizer <name>:
+
+  <name>.ids      one line of space-separated ids per corpus line (no BOS)
+  <name>.decoded  one JSON string per line: the reference decode of those ids
+  <name>.meta     one JSON object: ids of line 1 with the default specials
+
+It also renders each chat family's template with transformers'
+apply_chat_template into chat_templates.json.
+
+Corpus lines are unescaped before use: "\\n", "\\t", "\\r" and "\\\\" stand for
+newline, tab, carriage return and backslash (the C++ test does the same).
+
+Usage: python3 tests/conformance/tokenizer_parity.py [--data DIR] [--out DIR]
+"""
+import argparse
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def unescape(line):
+    out, i = [], 0
+    while i < len(line):
+        c = line[i]
+        if c == "\\" and i + 1 < len(line) and line[i + 1] in "ntr\\":
+            out.append({"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}[line[i + 1]])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def read_corpus(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        text = f.read()
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [unescape(l) for l in lines]
+
+
+class HfJson:
+    """tokenizer.json through HF tokenizers."""
+
+    def __init__(self, path):
+        from tokenizers import Tokenizer
+
+        self.tok = Tokenizer.from_file(path)
+        self.source = "tokenizers %s Tokenizer.from_file" % __import__("tokenizers").__version__
+
+    def encode(self, text, specials):
+        return self.tok.encode(text, add_special_tokens=specials).ids
+
+    def decode(self, ids):
+        return self.tok.decode(ids, skip_special_tokens=False)
+
+
+class Transformers:
+    """vocab.json + merges.txt through the transformers tokenizer class."""
+
+    def __init__(self, path, cls_name):
+        import transformers
+
+        cls = getattr(transformers, cls_name)
+        self.tok = cls.from_pretrained(path)
+        self.source = "transformers %s %s.from_pretrained" % (transformers.__version__, cls_name)
+
+    def encode(self, text, specials):
+        return self.tok(text, add_special_tokens=specials)["input_ids"]
+
+    def decode(self, ids):
+        return self.tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+class Spm:
+    """tokenizer.model through the sentencepiece package."""
+
+    def __init__(self, path):
+        import sentencepiece
+
+        self.sp = sentencepiece.SentencePieceProcessor(model_file=path)
+        self.source = "sentencepiece %s" % sentencepiece.__version__
+
+    def encode(self, text, specials):
+        return self.sp.encode(text, add_bos=specials)
+
+    def decode(self, ids):
+        return self.sp.decode(ids)
+
+
+TOKENIZERS = [
+    # name, relative path, reference
+    ("llama2-spm", "tokenizers/llama2-spm/tokenizer.model", lambda p: Spm(p)),
+    ("o200k", "tokenizers/o200k/tokenizer.json", lambda p: HfJson(p)),
+    ("gpt2", "tokenizers/gpt2", lambda p: Transformers(p, "GPT2Tokenizer")),
+    ("smolvlm", "tokenizers/smolvlm/tokenizer.json", lambda p: HfJson(p)),
+    ("llava-1.5", "tokenizers/llava-1.5/tokenizer.json", lambda p: HfJson(p)),
+    ("qwen2-vl", "tokenizers/qwen2-vl", lambda p: Transformers(p, "Qwen2Tokenizer")),
+]
+
+
+# Chat templates. LLaVA-1.5 and SmolVLM come from the shared checkpoint files;
+# the others are the templates published with the models, transcribed here.
+PHI3_TEMPLATE = (
+    "{% for message in messages %}{{'<|' + message['role'] + '|>' + '\\n' + message['content'] + '<|end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt and messages[-1]['role'] != 'assistant' %}"
+    "{{- '<|assistant|>\\n' -}}{% endif %}"
+)
+PHI4_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] "
+    "is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + "
+    "'<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}"
+)
+LLAMA3_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + "
+    "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+
+
+def chat_goldens(data):
+    from jinja2 import Environment
+
+    from transformers.utils.chat_template_utils import render_jinja_template  # noqa: F401  (presence check)
+    import transformers
+
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=os.path.join(data, "tokenizers/smolvlm/tokenizer.json"))
+
+    def render(template, messages, **extra):
+        return tok.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                       add_generation_prompt=True, **extra)
+
+    with open(os.path.join(data, "configs/llava-1.5-7b-hf/chat_template.json"), encoding="utf-8") as f:
+        llava = json.load(f)["chat_template"]
+    with open(os.path.join(data, "tokenizers/smolvlm/tokenizer_config.json"), encoding="utf-8") as f:
+        smol = json.load(f)["chat_template"]
+
+    texts = ["What is shown in this image?", "  Describe it.\nBriefly. "]
+    cases = []
+    for text in texts:
+        for has_image in (False, True):
+            parts = ([{"type": "image"}] if has_image else []) + [{"type": "text", "text": text}]
+            cases.append(("llava15", "<image>", text, has_image, render(llava, [{"role": "user", "content": parts}])))
+            cases.append(("smolvlm", "<image>", text, has_image, render(smol, [{"role": "user", "content": parts}])))
+            # Phi-3.5-vision / Phi-4-mm / Llama-3 take plain string content; the
+            # processor's convention puts the image tag in front of the text.
+            phi3_content = ("<|image_1|>\n" if has_image else "") + text
+            cases.append(("phi3", "<|image_1|>", text, has_image,
+                          render(PHI3_TEMPLATE, [{"role": "user", "content": phi3_content}])))
+            phi4_content = ("<|image_1|>" if has_image else "") + text
+            cases.append(("phi4", "<|image_1|>", text, has_image,
+                          render(PHI4_TEMPLATE, [{"role": "user", "content": phi4_content}])))
+            if not has_image:
+                # bos_token is added by the tokenizer in bitlens, so render it empty.
+                cases.append(("llama3", "", text, False,
+                              render(LLAMA3_TEMPLATE, [{"role": "user", "content": text}], bos_token="")))
+    return [{"family": f, "image_token": it, "text": t, "has_image": h, "expected": e} for f, it, t, h, e in cases]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("BITLENS_TEST_DATA", os.path.join(ROOT, "..", "shared", "data")))
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "golden", "tokenizers"))
+    args = ap.parse_args()
+    if not os.path.isdir(args.data):
+        print("tokenizer_parity: no test data at %s; nothing to do" % args.data)
+        return 0
+    corpus = read_corpus(os.path.join(args.out, "corpus.txt"))
+    for name, rel, make in TOKENIZERS:
+        path = os.path.join(args.data, rel)
+        if not os.path.exists(path):
+            print("tokenizer_parity: skip %s (%s missing)" % (name, path))
+            continue
+        ref = make(path)
+        ids = [ref.encode(line, False) for line in corpus]
+        with open(os.path.join(args.out, name + ".ids"), "w", encoding="utf-8") as f:
+            for row in ids:
+                f.write(" ".join(str(i) for i in row) + "\n")
+        with open(os.path.join(args.out, name + ".decoded"), "w", encoding="utf-8") as f:
+            for row in ids:
+                f.write(json.dumps(ref.decode(row), ensure_ascii=False) + "\n")
+        meta = {"reference": ref.source, "lines": len(corpus), "first_line_with_specials": ref.encode(corpus[0], True)}
+        with open(os.path.join(args.out, name + ".meta"), "w", encoding="utf-8") as f:
+            f.write(json.dumps(meta, ensure_ascii=False) + "\n")
+        print("tokenizer_parity: %-11s %4d lines, %6d ids  (%s)" % (name, len(ids), sum(map(len, ids)), ref.source))
+    chat = chat_goldens(args.data)
+    with open(os.path.join(args.out, "chat_templates.json"), "w", encoding="utf-8") as f:
+        json.dump(chat, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    print("tokenizer_parity: %d chat template cases" % len(chat))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+// Parity with the reference tokenizers: bitlens' ids for every line of
+// tests/golden/tokenizers/corpus.txt must equal the ids HF tokenizers /
+// transformers / sentencepiece produced (tests/conformance/tokenizer_parity.py),
+// and decoding those ids must give the reference text.
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "test_paths.h"
+#include "tokenizer/tokenizer.h"
+
+namespace bitlens {
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> SplitLines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    lines.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return lines;
+}
+
+// The corpus escapes: \n \t \r \\ (same rule as tokenizer_parity.py).
+std::string Unescape(const std::string& line) {
+  std::string out;
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '\\' && i + 1 < line.size()) {
+      const char c = line[i + 1];
+      if (c == 'n' || c == 't' || c == 'r' || c == '\\') {
+        out.push_back(c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : '\\');
+        ++i;
+        continue;
+      }
+    }
+    out.push_back(line[i]);
+  }
+  return out;
+}
+
+std::string GoldenDir() { return testing::SourceDir() + "/tests/golden/tokenizers"; }
+
+std::vector<std::string> Corpus() {
+  std::vector<std::string> lines;
+  for (const auto& l : SplitLines(ReadAll(GoldenDir() + "/corpus.txt"))) lines.push_back(Unescape(l));
+  return lines;
+}
+
+std::vector<int32_t> ParseIds(const std::string& line) {
+  std::vector<int32_t> ids;
+  std::istringstream in(line);
+  int32_t id;
+  while (in >> id) ids.push_back(id);
+  return ids;
+}
+
+std::string Join(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? " " : "") + std::to_string(ids[i]);
+  return s;
+}
+
+struct Case {
+  const char* name;  // golden file stem
+  const char* dir;   // under the test data
+};
+
+class TokenizerParity : public ::testing::TestWithParam<Case> {};
+
+TEST_P(TokenizerParity, EncodeMatchesReferenceOnEveryCorpusLine) {
+  const Case c = GetParam();
+  BL_REQUIRE_TEST_DATA(dir, c.dir);
+  auto tok = Tokenizer::Load(dir);
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  const auto corpus = Corpus();
+  const auto golden = SplitLines(ReadAll(GoldenDir() + "/" + c.name + ".ids"));
+  ASSERT_EQ(golden.size(), corpus.size()) << c.name << ".ids is stale: re-run tests/conformance/tokenizer_parity.py";
+  int mismatches = 0;
+  for (size_t i = 0; i < corpus.size(); ++i) {
+    const auto want = ParseIds(golden[i]);
+    const auto got = (*tok)->Encode(corpus[i], /*add_bos=*/false);
+    if (got != want) {
+      if (mismatches == 0) {
+        ADD_FAILURE() << c.name << ": corpus line " << i + 1 << " differs: '" << corpus[i] << "'\n  reference: ["
+                      << Join(want) << "]\n  bitlens:   [" << Join(got) << "]";
+      }
+      ++mismatches;
+    }
+  }
+  EXPECT_EQ(mismatches, 0) << c.name << ": " << mismatches << " of " << corpus.size() << " lines differ";
+}
+
+TEST_P(TokenizerParity, DecodeMatchesReference) {
+  const Case c = GetParam();
+  BL_REQUIRE_TEST_DATA(dir, c.dir);
+  auto tok = Tokenizer::Load(dir);
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  const auto golden = SplitLines(ReadAll(GoldenDir() + "/" + c.name + ".ids"));
+  const auto decoded = SplitLines(ReadAll(GoldenDir() + "/" + c.name + ".decoded"));
+  ASSERT_EQ(golden.size(), decoded.size());
+  int mismatches = 0;
+  for (size_t i = 0; i < golden.size(); ++i) {
+    const std::string want = nlohmann::json::parse(decoded[i]).get<std::string>();
+    const std::string got = (*tok)->Decode(ParseIds(golden[i]));
+    if (got != want) {
+      if (mismatches == 0) {
+        ADD_FAILURE() << c.name << ": decode of line " << i + 1 << " differs\n  reference: '" << want
+                      << "'\n  bitlens:   '" << got << "'";
+      }
+      ++mismatches;
+    }
+  }
+  EXPECT_EQ(mismatches, 0) << c.name << ": " << mismatches << " of " << golden.size() << " decodes differ";
+}
+
+TEST_P(TokenizerParity, DefaultSpecialTokensMatchReference) {
+  const Case c = GetParam();
+  BL_REQUIRE_TEST_DATA(dir, c.dir);
+  auto tok = Tokenizer::Load(dir);
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  const auto meta = nlohmann::json::parse(ReadAll(GoldenDir() + "/" + c.name + ".meta"));
+  const auto want = meta["first_line_with_specials"].get<std::vector<int32_t>>();
+  const auto got = (*tok)->Encode(Corpus()[0], (*tok)->add_bos_by_default());
+  EXPECT_EQ(got, want) << c.name << ": reference [" << Join(want) << "] bitlens [" << Join(got) << "]";
+}
+
+INSTANTIATE_TEST_SUITE_P(RealTokenizers, TokenizerParity,
+                         ::testing::Values(Case{"llama2-spm", "tokenizers/llama2-spm"}, Case{"o200k", "tokenizers/o200k"},
+                                           Case{"gpt2", "tokenizers/gpt2"}, Case{"smolvlm", "tokenizers/smolvlm"},
+                                           Case{"llava-1.5", "tokenizers/llava-1.5"},
+                                           Case{"qwen2-vl", "tokenizers/qwen2-vl"}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           std::string n = info.param.name;
+                           for (char& ch : n)
+                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace bitlens
