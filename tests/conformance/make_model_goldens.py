@@ -10,6 +10,7 @@ Usage: python3 tests/conformance/make_model_goldens.py [--out tests/golden] [cas
 """
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -162,6 +163,17 @@ def case_specs():
                                           "original_max_position_embeddings": 64})
         return cfg, LlamaForCausalLM, None, 0
 
+    def llama_bf16_weights():
+        cfg = llama_text(300, tie_word_embeddings=False,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+        return cfg, LlamaForCausalLM, None, 0
+
+    def phi3_f16_weights():
+        cfg = phi3_text(320, tie_word_embeddings=False, partial_rotary_factor=1.0,
+                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                         "partial_rotary_factor": 1.0})
+        return cfg, Phi3ForCausalLM, None, 0
+
     def llama_linear_rope():
         cfg = llama_text(300, tie_word_embeddings=False, num_key_value_heads=4,
                          rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.5})
@@ -199,6 +211,16 @@ def case_specs():
                                           notes=["tie_word_embeddings=true: no lm_head tensor is written.",
                                                  "original_max_position_embeddings=64 with head_dim 16 and theta 5e5 "
                                                  "so the llama3 low/high/interpolated bands all occur."])
+    specs["llama_bf16_weights"] = dict(family="llama", build=llama_bf16_weights, seed=106, prompt=TEXT_PROMPT,
+                                       weights_dtype=torch.bfloat16,
+                                       notes=["model.safetensors holds BF16 weights (as Llama/Phi-3 hub "
+                                              "checkpoints do); goldens are computed in fp32 from those "
+                                              "exact values"])
+    specs["phi3_f16_weights"] = dict(family="phi3", build=phi3_f16_weights, seed=107, prompt=TEXT_PROMPT,
+                                     weights_dtype=torch.float16,
+                                     notes=["model.safetensors holds F16 weights (as llava-1.5-7b-hf does); "
+                                            "goldens are computed in fp32 from those exact values",
+                                            "partial_rotary_factor 1.0 (full rotary, as Phi-3-mini)"])
     specs["llama_linear_rope"] = dict(family="llama", build=llama_linear_rope, seed=105, prompt=TEXT_PROMPT,
                                       notes=["num_key_value_heads == num_attention_heads (plain MHA)."])
     return specs
@@ -313,12 +335,23 @@ def make_case(name, spec, out_root, seed, attempt=0):
     model = cls(cfg).eval()
     model.config._attn_implementation = "eager"
     randomize_(model, seed)
+    weights_dtype = spec.get("weights_dtype", torch.float32)
+    if weights_dtype != torch.float32:
+        # Hub checkpoints ship bf16/f16: round the weights to that dtype, then compute in fp32 as a
+        # loader that widens them exactly (bf16/f16 -> f32 is exact) must. Parameters only: the
+        # rotary inv_freq buffers stay fp32 (model.to() would round them too).
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(p.to(weights_dtype).to(torch.float32))
     is_vlm = isinstance(cfg, LlavaConfig)
 
     case_dir = os.path.join(out_root, name)
     os.makedirs(case_dir, exist_ok=True)
     model_dir = os.path.join(case_dir, "model")
-    save_model(model, model_dir)
+    if weights_dtype != torch.float32:
+        save_model(copy.deepcopy(model).to(weights_dtype), model_dir)
+    else:
+        save_model(model, model_dir)
     if os.path.exists(os.path.join(model_dir, "generation_config.json")):
         os.remove(os.path.join(model_dir, "generation_config.json"))  # generation is described in golden.json
     caveats = list(spec.get("notes", []))
@@ -501,7 +534,8 @@ def make_case(name, spec, out_root, seed, attempt=0):
         "versions": {"transformers": transformers.__version__, "torch": torch.__version__,
                      "safetensors": safetensors.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
-        "dtype": "float32",
+        "dtype": "float32",  # of the computation and of every golden tensor
+        "weights_dtype": {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}[weights_dtype],
         "attn_implementation": "eager",
         "seed": seed,
         "attempt": attempt,

@@ -18,7 +18,8 @@ using testing::LoadGoldenCase;
 // Written by tests/conformance/make_model_goldens.py; listed so a missing case fails here.
 const char* const kModelCases[] = {
     "llava_clip_llama",    "llava_siglip_phi3",     "phi3_longrope_short", "phi3_longrope_long",
-    "phi3_longrope_cross", "llama_llama3rope_tied", "llama_linear_rope",
+    "phi3_longrope_cross", "llama_llama3rope_tied", "llama_linear_rope",   "llama_bf16_weights",
+    "phi3_f16_weights",
 };
 
 std::vector<std::string> ModelCases() { return {std::begin(kModelCases), std::end(kModelCases)}; }
@@ -35,13 +36,17 @@ class GoldenFormat : public ::testing::TestWithParam<std::string> {
     auto ck = Checkpoint::Open(gc_.model_dir());
     ASSERT_TRUE(ck.ok()) << ck.status().message();
     weights_ = std::move(*ck);
+    const std::string wd = gc_.meta.value("weights_dtype", std::string("F32"));
+    auto dt = DTypeFromName(wd);
+    ASSERT_TRUE(dt.has_value()) << "golden.json weights_dtype '" << wd << "'";
+    weights_dtype_ = *dt;
   }
 
   // Shape of a model tensor, or a failure naming it.
   void ExpectShape(const std::string& name, const Shape& want) {
     const TensorEntry* e = weights_.Find(name);
     ASSERT_NE(e, nullptr) << gc_.name << ": model.safetensors lacks '" << name << "'";
-    EXPECT_EQ(e->dtype, DType::kF32) << name;
+    EXPECT_EQ(e->dtype, weights_dtype_) << name << " is " << DTypeName(e->dtype);
     EXPECT_EQ(e->shape, want) << name << " is " << ShapeToString(e->shape) << ", config implies "
                               << ShapeToString(want);
   }
@@ -56,12 +61,16 @@ class GoldenFormat : public ::testing::TestWithParam<std::string> {
   GoldenCase gc_;
   ModelConfig cfg_;
   Checkpoint weights_;
+  DType weights_dtype_ = DType::kF32;  // of model.safetensors; goldens are always F32
 };
 
 TEST_P(GoldenFormat, ConfigParsesAndMatchesWhatTransformersWrote) {
   const auto& m = gc_.meta;
   EXPECT_EQ(cfg_.architecture, m["architecture"].get<std::string>());
-  EXPECT_EQ(cfg_.torch_dtype, "float32");
+  const char* dtype_name = weights_dtype_ == DType::kBF16 ? "bfloat16"
+                           : weights_dtype_ == DType::kF16 ? "float16"
+                                                           : "float32";
+  EXPECT_EQ(cfg_.torch_dtype, dtype_name);
   const auto& rp = m["config_keys"]["rope_parameters"];
   ASSERT_TRUE(rp.is_object()) << "golden.json config_keys.rope_parameters";
   EXPECT_EQ(cfg_.text.rope.type, rp["rope_type"].get<std::string>());

@@ -1,6 +1,7 @@
 // VisionEncoder on hand-built tiny checkpoints: patch embedding, class token,
 // select strategy, projector math, layer selection, name layouts and the
 // one-line errors for bad checkpoints and bad pixel_values.
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -455,6 +456,34 @@ TEST(VisionEncoder, UnknownActivationIsUnsupported) {
   ASSERT_FALSE(enc.ok());
   EXPECT_EQ(enc.status().code(), StatusCode::kUnsupported);
   EXPECT_NE(enc.status().message().find("projector_hidden_act 'mish'"), std::string::npos) << enc.status().message();
+}
+
+// Checkpoints written by `bitlens synth` (both towers, both name layouts)
+// load and give finite features of the advertised size.
+TEST(VisionEncoder, EncodesSynthesizedTinyLlava) {
+  for (const char* family : {"llava", "llava-siglip"}) {
+    for (const char* layout : {"v4", "v5"}) {
+      const std::string dir = testing::ScratchDir() + "/" + family + "-" + layout;
+      const testing::CliResult r = testing::RunCli(std::string("synth --family ") + family +
+                                                   " --preset tiny --layout " + layout + " -o " + dir);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      auto config = LoadModelConfig(dir);
+      ASSERT_TRUE(config.ok()) << config.status().message();
+      auto ckpt = Checkpoint::Open(dir);
+      ASSERT_TRUE(ckpt.ok()) << ckpt.status().message();
+      auto enc = VisionEncoder::Load(*ckpt, *config);
+      ASSERT_TRUE(enc.ok()) << dir << ": " << enc.status().message();
+      EXPECT_EQ((*enc)->num_image_tokens(), config->image_seq_length()) << dir;
+      const VisionConfig& v = *config->vision;
+      std::mt19937 rng(5);
+      const Tensor px = Random({v.num_channels, v.image_size, v.image_size}, rng, 1.0f);
+      std::vector<float> out(static_cast<size_t>((*enc)->num_image_tokens() * config->text.hidden_size), NAN);
+      const Status s = (*enc)->Encode(px, out.data());
+      ASSERT_TRUE(s.ok()) << s.message();
+      const auto bad = std::find_if(out.begin(), out.end(), [](float x) { return !std::isfinite(x); });
+      EXPECT_EQ(bad, out.end()) << dir << ": non-finite feature at " << (bad - out.begin());
+    }
+  }
 }
 
 }  // namespace
