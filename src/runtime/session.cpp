@@ -95,9 +95,9 @@ Result<std::unique_ptr<Session>> Session::Create(const Model& model, const Sessi
                     " image rows but config.json implies " + std::to_string(image_rows));
   }
   const size_t decoder_floats = model.decoder->BufferFloats(s->context_, s->context_, threads);
-  s->arena_.assign(decoder_floats + c.vocab_size + image_rows * c.hidden_size, 0.0f);
-  s->buffers_ = model.decoder->CarveBuffers(s->arena_.data(), s->context_, s->context_, threads);
-  s->logits_ = s->arena_.data() + decoder_floats;
+  s->arena_.reset(new float[decoder_floats + c.vocab_size + image_rows * c.hidden_size]);
+  s->buffers_ = model.decoder->CarveBuffers(s->arena_.get(), s->context_, s->context_, threads);
+  s->logits_ = s->arena_.get() + decoder_floats;
   s->image_embeds_ = image_rows > 0 ? s->logits_ + c.vocab_size : nullptr;
   s->tokens_.reserve(s->context_);
   const RopeConfig& rope = c.rope;
@@ -230,7 +230,12 @@ Result<GenerateResult> Session::Generate(const std::vector<int32_t>& prompt, con
                                          const GenerateOptions& options, const TokenCallback& on_token) {
   const int64_t n = static_cast<int64_t>(prompt.size());
   if (n == 0) return InvalidArgument("the prompt is empty");
-  if (options.max_tokens < 0) return InvalidArgument("max_tokens must not be negative");
+  if (options.max_tokens < 0) return InvalidArgument("--max-tokens must not be negative");
+  const SamplerOptions& so = options.sampling;
+  if (!(so.temperature >= 0)) return InvalidArgument("--temperature must be >= 0 (0 = greedy)");
+  if (so.top_k < 0) return InvalidArgument("--top-k must be >= 0 (0 = off)");
+  if (!(so.top_p > 0 && so.top_p <= 1)) return InvalidArgument("--top-p must be in (0, 1] (1 = off)");
+  if (!(so.repeat_penalty > 0)) return InvalidArgument("--repeat-penalty must be > 0 (1 = off)");
   if (n + options.max_tokens > context_) {
     return OutOfRange("prompt has " + std::to_string(n) + " tokens + " + std::to_string(options.max_tokens) +
                       " to generate but the context holds " + std::to_string(context_) +

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sentencepiece_processor.h>
 
 #include "formats/llama2c.h"
 #include "model/model.h"
@@ -237,6 +239,21 @@ TEST_F(Stories260K, CliRefusesAPromptLongerThanTheContext) {
   EXPECT_EQ(r.out, "");
 }
 
+TEST_F(Stories260K, CliRefusesBadSamplingFlagsInOneLine) {
+  const std::string base = "run --model " + dir_ + " --prompt hi ";
+  const std::pair<const char*, const char*> cases[] = {
+      {"--top-p 0", "bitlens: --top-p must be in (0, 1] (1 = off)\n"},
+      {"--temperature -1", "bitlens: --temperature must be >= 0 (0 = greedy)\n"},
+      {"--repeat-penalty 0", "bitlens: --repeat-penalty must be > 0 (1 = off)\n"},
+      {"--max-context 0", "bitlens: --max-context must be positive\n"},
+  };
+  for (const auto& [flags, message] : cases) {
+    auto r = RunCli(base + flags);
+    EXPECT_EQ(r.exit_code, 2) << flags;
+    EXPECT_EQ(r.err, message) << flags;
+  }
+}
+
 TEST_F(Stories260K, SeededSamplingIsReproducibleThroughTheCli) {
   const std::string args = "run --model " + dir_ + " --prompt 'Once upon a time' --max-tokens 40 --temperature 1 "
                            "--top-p 0.9 --top-k 40 --repeat-penalty 1.1 --seed 7";
@@ -305,6 +322,55 @@ TEST(Llama2c, MergesRankByMergedPieceScore) {
   EXPECT_EQ(merges[1], std::make_pair(std::string("b"), std::string("c")));   // bc  (-2)
   EXPECT_EQ(merges[2], std::make_pair(std::string("a"), std::string("bc")));  // abc (-3), left id 3 < 6
   EXPECT_EQ(merges[3], std::make_pair(std::string("ab"), std::string("c")));
+}
+
+// Llama 2's SentencePiece model exported the way llama2.c's tokenizer.py
+// does, then converted: vocabulary and merges must equal the tokenizer.json
+// that transformers wrote for the same model (llava-1.5-7b-hf).
+TEST(Llama2c, Llama2TokenizerConvertsToTransformersTokenizerJson) {
+  BL_REQUIRE_TEST_DATA(model_path, "tokenizers/llama2-spm/tokenizer.model");
+  BL_REQUIRE_TEST_DATA(reference_path, "tokenizers/llava-1.5/tokenizer.json");
+  sentencepiece::SentencePieceProcessor sp;
+  ASSERT_TRUE(sp.Load(model_path).ok());
+  std::string bin;
+  auto put = [&bin](const void* p, size_t n) { bin.append(static_cast<const char*>(p), n); };
+  std::vector<std::string> pieces;
+  int32_t max_len = 0;
+  for (int i = 0; i < sp.GetPieceSize(); ++i) {
+    const std::string piece = i == sp.bos_id() ? "\n<s>\n" : i == sp.eos_id() ? "\n</s>\n" : sp.IdToPiece(i);
+    std::string t;  // U+2581 written as ' ', as the export does
+    for (size_t at = 0; at < piece.size();) {
+      if (piece.compare(at, 3, "\xe2\x96\x81") == 0) t += ' ', at += 3;
+      else t += piece[at++];
+    }
+    max_len = std::max<int32_t>(max_len, t.size());
+    pieces.push_back(t);
+  }
+  put(&max_len, 4);
+  for (int i = 0; i < sp.GetPieceSize(); ++i) {
+    const float score = sp.GetScore(i);
+    const int32_t len = pieces[i].size();
+    put(&score, 4);
+    put(&len, 4);
+    bin += pieces[i];
+  }
+  const std::string path = WorkDir() + "/llama2.bin";
+  std::ofstream(path, std::ios::binary) << bin;
+  auto vocab = ReadLlama2cTokenizer(path, sp.GetPieceSize());
+  ASSERT_TRUE(vocab.ok()) << vocab.status().message();
+  const auto reference = nlohmann::json::parse(Slurp(reference_path));
+  const auto& ref_vocab = reference["model"]["vocab"];
+  ASSERT_EQ(ref_vocab.size(), vocab->pieces.size());
+  for (size_t i = 0; i < vocab->pieces.size(); ++i) {
+    ASSERT_EQ(ref_vocab[vocab->pieces[i]].get<int>(), static_cast<int>(i)) << vocab->pieces[i];
+  }
+  const auto merges = SentencePieceMerges(*vocab);
+  const auto& ref_merges = reference["model"]["merges"];
+  ASSERT_EQ(merges.size(), ref_merges.size());
+  for (size_t i = 0; i < merges.size(); ++i) {
+    ASSERT_EQ(merges[i].first, ref_merges[i][0].get<std::string>()) << "merge " << i;
+    ASSERT_EQ(merges[i].second, ref_merges[i][1].get<std::string>()) << "merge " << i;
+  }
 }
 
 }  // namespace
