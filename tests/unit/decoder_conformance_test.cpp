@@ -74,6 +74,25 @@ TEST_P(DecoderGolden, GenerateProducesTheGreedyIds) {
   EXPECT_EQ(std::vector<int64_t>(result->ids.begin(), result->ids.end()), want);
 }
 
+TEST_P(DecoderGolden, PrefillInChunksStillMatchesTransformers) {
+  // Chunks of 5 rows: attention spans chunks through the cache, and the
+  // longrope factor set still follows the whole prompt (one forward in HF).
+  SessionOptions options;
+  options.max_batch = 5;
+  auto chunked = Session::Create(*model_, options);
+  ASSERT_TRUE(chunked.ok()) << chunked.status().message();
+  auto logits = (*chunked)->EvaluateLogits(prompt_);
+  ASSERT_TRUE(logits.ok()) << logits.status().message();
+  EXPECT_TRUE(testing::TensorNear(golden_->name + " chunked logits", *logits, golden_->Get("logits"),
+                                  golden_->tolerance()));
+  GenerateOptions generate;
+  generate.max_tokens = 16;
+  generate.stop_at_eos = false;
+  auto result = (*chunked)->Generate(prompt_, nullptr, generate);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_EQ(std::vector<int64_t>(result->ids.begin(), result->ids.end()), golden_->greedy_ids());
+}
+
 INSTANTIATE_TEST_SUITE_P(TextCases, DecoderGolden,
                          ::testing::Values("phi3_longrope_short", "phi3_longrope_long", "phi3_longrope_cross",
                                            "llama_llama3rope_tied", "llama_linear_rope"),

@@ -72,6 +72,20 @@ TEST_P(SessionLlavaGolden, PromptLogitsAndGreedyIdsMatchTransformers) {
   }
 }
 
+TEST_P(SessionLlavaGolden, ImageRowsSplicedAcrossPrefillChunksMatchTransformers) {
+  Load(golden_->model_dir());
+  ASSERT_NE(model_, nullptr);
+  SessionOptions options;
+  options.max_batch = 7;  // the image-token run spans several chunks
+  auto chunked = Session::Create(*model_, options);
+  ASSERT_TRUE(chunked.ok()) << chunked.status().message();
+  const std::vector<float> rows = GoldenImageRows();
+  auto logits = (*chunked)->EvaluateLogits(prompt_, rows.data());
+  ASSERT_TRUE(logits.ok()) << logits.status().message();
+  EXPECT_TRUE(testing::TensorNear(golden_->name + " chunked logits", *logits, golden_->Get("logits"),
+                                  golden_->tolerance()));
+}
+
 TEST_P(SessionLlavaGolden, GenerateFromTheImageFileGivesTheGreedyIds) {
   BL_REQUIRE_TEST_DATA(image_path, "images/astronaut.png");
   Load(golden_->model_dir());
