@@ -59,7 +59,9 @@ TEST_P(DecoderGolden, GreedyDecodingMatchesTransformersStepByStep) {
                                     golden_->tolerance()));
     const int32_t id = Argmax(session_->logits(), vocab);
     got.push_back(id);
-    if (step + 1 < 16) ASSERT_TRUE(session_->DecodeStep(id).ok());
+    if (step + 1 < 16) {
+      ASSERT_TRUE(session_->DecodeStep(id).ok());
+    }
   }
   EXPECT_EQ(got, want);
 }
