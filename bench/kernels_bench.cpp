@@ -177,6 +177,8 @@ BENCHMARK(BM_Gemv)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MatMulPrefill)
     ->ArgsProduct({{kF32, kBF16}, {64}, {3072}, {3072}, {1, 2}})
+    ->Args({kF32, 577, 4096, 1024, 1})  // ViT-L fc1 over 577 tokens
+    ->Args({kF32, 577, 1024, 4096, 1})  // ViT-L fc2
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention)
@@ -187,7 +189,7 @@ BENCHMARK(BM_Attention)
     ->Args({128, 128, 32, 8, 128, 1, 2})     // causal prefill of a prompt
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_SgemmPrefill)->Args({64, 3072, 3072})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SgemmPrefill)->Args({64, 3072, 3072})->Args({577, 4096, 1024})->Args({577, 1024, 4096})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Console output plus a closing table: each GEMV's GB/s over the triad's GB/s
 // at the same thread count (the fraction of the machine's bandwidth used).

@@ -77,6 +77,7 @@ Status ParseRope(const json& j, const std::string& where, TextConfig* t) {
   if (type == "su") type = "longrope";  // early Phi-3 spelling
   r.Get("rope_theta", &t->rope.theta);
   r.Get("factor", &t->rope.factor);
+  t->rope.factor_given = r.Has("factor");
   r.Get("low_freq_factor", &t->rope.low_freq_factor);
   r.Get("high_freq_factor", &t->rope.high_freq_factor);
   r.Get("original_max_position_embeddings", &t->rope.original_max_position_embeddings);

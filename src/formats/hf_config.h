@@ -18,7 +18,8 @@ namespace bitlens {
 struct RopeConfig {
   std::string type = "default";  // default | linear | llama3 | longrope
   double theta = 10000.0;
-  double factor = 1.0;                       // linear, llama3
+  double factor = 1.0;                       // linear, llama3, longrope
+  bool factor_given = false;                 // longrope derives it when absent
   double low_freq_factor = 1.0;              // llama3
   double high_freq_factor = 4.0;             // llama3
   int64_t original_max_position_embeddings = 0;  // llama3, longrope

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "base/thread_pool.h"
 #include "kernels/ops.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -123,11 +124,26 @@ namespace bitlens::kernels {
 
 HWY_EXPORT(ActivateDispatch);
 
-void Activate(Activation act, float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(ActivateDispatch)(act, x, nullptr, n); }
+namespace {
 
-void GatedActivate(Activation act, float* gate, const float* up, int64_t n) {
-  HWY_DYNAMIC_DISPATCH(ActivateDispatch)(act, gate, up, n);
+// Elementwise, so any split gives the same results. Small inputs (decode)
+// stay on the calling thread; prefill-sized ones (e.g. 577 x 4096) are split
+// in chunks that are whole multiples of every vector width.
+void ActivateSplit(Activation act, float* gate, const float* up, int64_t n) {
+  constexpr int64_t kSerialBelow = 32768, kChunk = 4096;
+  if (n < kSerialBelow) return HWY_DYNAMIC_DISPATCH(ActivateDispatch)(act, gate, up, n);
+  auto chunks = [&](size_t begin, size_t end, size_t /*worker*/) {
+    const int64_t b = static_cast<int64_t>(begin), e = static_cast<int64_t>(end);
+    HWY_DYNAMIC_DISPATCH(ActivateDispatch)(act, gate + b, up ? up + b : nullptr, e - b);
+  };
+  ParallelFor(static_cast<size_t>(n), kChunk, chunks);
 }
+
+}  // namespace
+
+void Activate(Activation act, float* x, int64_t n) { ActivateSplit(act, x, nullptr, n); }
+
+void GatedActivate(Activation act, float* gate, const float* up, int64_t n) { ActivateSplit(act, gate, up, n); }
 
 }  // namespace bitlens::kernels
 #endif  // HWY_ONCE

@@ -1,7 +1,7 @@
 // kernels/attention: multi-head attention with grouped-query heads over a
-// K/V history (causal or bidirectional), threaded over (head, query) pairs.
-// Each pair is computed by one worker in a fixed order with f32 accumulation:
-// scores = q·k_j * scale, softmax with max subtraction, out = sum_j p_j v_j.
+// K/V history (causal or bidirectional), threaded over blocks of (query, head)
+// rows that share a kv head, with f32 accumulation: scores = q·k_j * scale,
+// softmax with max subtraction (online, per key block), out = sum_j p_j v_j.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/attention.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -153,27 +153,266 @@ HWY_INLINE void AttendOne(DF df, const float* HWY_RESTRICT q, const float* HWY_R
   }
 }
 
+// ---------------------------------------------------------------------------
+// Blocked path: up to kRows query rows that share one kv head (the heads of a
+// GQA group at decode, consecutive queries at prefill) walk the keys together
+// in blocks of kKeyBlock, so each k_j / v_j vector is loaded once per block of
+// rows instead of once per row. Softmax is computed online (running max m,
+// running sum l, output rescaled by exp(m_old - m_new) when the max grows;
+// Milakov & Gimelshein 2018, as in FlashAttention).
+//
+// Every row's arithmetic is independent of which rows share its block: keys
+// a row cannot see get p = 0 (adding 0 * v is exact) and blocks it cannot see
+// at all are skipped, so results do not depend on the thread count either.
+
+constexpr int kRows = 4;
+constexpr int64_t kKeyBlock = 64;
+constexpr int64_t kMaxHeadDim = 512;  // the output rows live on the stack
+// Output vectors per pass over a key block: 4 rows × kChunk accumulators,
+// plus kChunk value vectors, must fit the register file.
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3) || HWY_ARCH_ARM
+constexpr int kChunk = 4;
+#else
+constexpr int kChunk = 2;
+#endif
+
+struct RowBlock {
+  int rows = 0;
+  const float* q[kRows];
+  float* out[kRows];
+  int64_t visible[kRows];
+};
+
+// o[r][d0 + c*lanes ...] += sum_j p[r][j] * v_j[...] for NV vectors starting at d0.
+template <int NV>
+HWY_INLINE void AccumulateValues(DF df, int rows, const float (*p)[kKeyBlock], const float* HWY_RESTRICT v,
+                                 int64_t stride, int64_t count, int64_t d0, float (*o)[kMaxHeadDim]) {
+  const size_t lanes = hn::Lanes(df);
+  // Named accumulators (not arrays) so sizeless targets build too.
+  VF a00 = hn::LoadU(df, o[0] + d0), a01 = a00, a02 = a00, a03 = a00;
+  VF a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+  VF a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+  VF a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+  auto load = [&](int r, int c) { return hn::LoadU(df, o[r] + d0 + c * lanes); };
+  if constexpr (NV > 1) a01 = load(0, 1);
+  if constexpr (NV > 2) a02 = load(0, 2);
+  if constexpr (NV > 3) a03 = load(0, 3);
+  if (rows > 1) {
+    a10 = load(1, 0);
+    if constexpr (NV > 1) a11 = load(1, 1);
+    if constexpr (NV > 2) a12 = load(1, 2);
+    if constexpr (NV > 3) a13 = load(1, 3);
+  }
+  if (rows > 2) {
+    a20 = load(2, 0);
+    if constexpr (NV > 1) a21 = load(2, 1);
+    if constexpr (NV > 2) a22 = load(2, 2);
+    if constexpr (NV > 3) a23 = load(2, 3);
+  }
+  if (rows > 3) {
+    a30 = load(3, 0);
+    if constexpr (NV > 1) a31 = load(3, 1);
+    if constexpr (NV > 2) a32 = load(3, 2);
+    if constexpr (NV > 3) a33 = load(3, 3);
+  }
+  for (int64_t j = 0; j < count; ++j) {
+    const float* vj = v + j * stride + d0;
+    const VF v0 = hn::LoadU(df, vj);
+    VF v1, v2, v3;
+    if constexpr (NV > 1) v1 = hn::LoadU(df, vj + lanes);
+    if constexpr (NV > 2) v2 = hn::LoadU(df, vj + 2 * lanes);
+    if constexpr (NV > 3) v3 = hn::LoadU(df, vj + 3 * lanes);
+    {
+      const VF pj = hn::Set(df, p[0][j]);
+      a00 = hn::MulAdd(pj, v0, a00);
+      if constexpr (NV > 1) a01 = hn::MulAdd(pj, v1, a01);
+      if constexpr (NV > 2) a02 = hn::MulAdd(pj, v2, a02);
+      if constexpr (NV > 3) a03 = hn::MulAdd(pj, v3, a03);
+    }
+    if (rows > 1) {
+      const VF pj = hn::Set(df, p[1][j]);
+      a10 = hn::MulAdd(pj, v0, a10);
+      if constexpr (NV > 1) a11 = hn::MulAdd(pj, v1, a11);
+      if constexpr (NV > 2) a12 = hn::MulAdd(pj, v2, a12);
+      if constexpr (NV > 3) a13 = hn::MulAdd(pj, v3, a13);
+    }
+    if (rows > 2) {
+      const VF pj = hn::Set(df, p[2][j]);
+      a20 = hn::MulAdd(pj, v0, a20);
+      if constexpr (NV > 1) a21 = hn::MulAdd(pj, v1, a21);
+      if constexpr (NV > 2) a22 = hn::MulAdd(pj, v2, a22);
+      if constexpr (NV > 3) a23 = hn::MulAdd(pj, v3, a23);
+    }
+    if (rows > 3) {
+      const VF pj = hn::Set(df, p[3][j]);
+      a30 = hn::MulAdd(pj, v0, a30);
+      if constexpr (NV > 1) a31 = hn::MulAdd(pj, v1, a31);
+      if constexpr (NV > 2) a32 = hn::MulAdd(pj, v2, a32);
+      if constexpr (NV > 3) a33 = hn::MulAdd(pj, v3, a33);
+    }
+  }
+  auto store = [&](VF a, int r, int c) { hn::StoreU(a, df, o[r] + d0 + c * lanes); };
+  store(a00, 0, 0);
+  if constexpr (NV > 1) store(a01, 0, 1);
+  if constexpr (NV > 2) store(a02, 0, 2);
+  if constexpr (NV > 3) store(a03, 0, 3);
+  if (rows > 1) {
+    store(a10, 1, 0);
+    if constexpr (NV > 1) store(a11, 1, 1);
+    if constexpr (NV > 2) store(a12, 1, 2);
+    if constexpr (NV > 3) store(a13, 1, 3);
+  }
+  if (rows > 2) {
+    store(a20, 2, 0);
+    if constexpr (NV > 1) store(a21, 2, 1);
+    if constexpr (NV > 2) store(a22, 2, 2);
+    if constexpr (NV > 3) store(a23, 2, 3);
+  }
+  if (rows > 3) {
+    store(a30, 3, 0);
+    if constexpr (NV > 1) store(a31, 3, 1);
+    if constexpr (NV > 2) store(a32, 3, 2);
+    if constexpr (NV > 3) store(a33, 3, 3);
+  }
+}
+
+// The rows of `b` against keys/values of one kv head (k, v at that head,
+// rows at stride `stride`).
+void AttendBlock(DF df, const RowBlock& b, const float* HWY_RESTRICT k, const float* HWY_RESTRICT v, int64_t stride,
+                 int64_t head_dim, float scale) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t dim_vec = head_dim - head_dim % lanes;
+  HWY_ALIGN float o[kRows][kMaxHeadDim];
+  HWY_ALIGN float p[kRows][kKeyBlock];
+  HWY_ALIGN float tail[HWY_MAX_BYTES / sizeof(float)];
+  float m[kRows], l[kRows];
+  int64_t max_visible = 0;
+  for (int r = 0; r < b.rows; ++r) {
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+    std::fill(o[r], o[r] + head_dim, 0.0f);
+    max_visible = std::max(max_visible, b.visible[r]);
+  }
+  for (int64_t j0 = 0; j0 < max_visible; j0 += kKeyBlock) {
+    const int64_t count = std::min(kKeyBlock, max_visible - j0);
+    const float* kb = k + j0 * stride;
+    const float* vb = v + j0 * stride;
+    // Scores of every row for the keys of this block (keys beyond a row's
+    // visible range are computed but not used).
+    for (int r = 0; r < b.rows; ++r) Scores(df, b.q[r], kb, stride, count, head_dim, scale, p[r]);
+    int active = 0;  // rows that see at least one key of this block
+    for (int r = 0; r < b.rows; ++r) {
+      const int64_t valid = std::clamp<int64_t>(b.visible[r] - j0, 0, count);
+      if (valid == 0) {
+        std::fill(p[r], p[r] + count, 0.0f);
+        continue;
+      }
+      ++active;
+      const int64_t n_vec = valid - valid % lanes;
+      float block_max = -INFINITY;
+      if (n_vec > 0) {
+        VF vmax = hn::LoadU(df, p[r]);
+        for (int64_t j = lanes; j < n_vec; j += lanes) vmax = hn::Max(vmax, hn::LoadU(df, p[r] + j));
+        block_max = hn::GetLane(hn::MaxOfLanes(df, vmax));
+      }
+      for (int64_t j = n_vec; j < valid; ++j) block_max = p[r][j] > block_max ? p[r][j] : block_max;
+      const float m_new = block_max > m[r] ? block_max : m[r];
+      const VF vm = hn::Set(df, m_new);
+      VF acc = hn::Zero(df);
+      for (int64_t j = 0; j < n_vec; j += lanes) {
+        const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, p[r] + j), vm));
+        acc = hn::Add(acc, e);
+        hn::StoreU(e, df, p[r] + j);
+      }
+      float sum = hn::GetLane(hn::SumOfLanes(df, acc));
+      if (n_vec < valid) {
+        const int64_t rest = valid - n_vec;
+        for (int64_t i = 0; i < lanes; ++i) tail[i] = i < rest ? p[r][n_vec + i] : m_new;
+        hn::Store(hn::Exp(df, hn::Sub(hn::Load(df, tail), vm)), df, tail);
+        for (int64_t i = 0; i < rest; ++i) {
+          p[r][n_vec + i] = tail[i];
+          sum += tail[i];
+        }
+      }
+      std::fill(p[r] + valid, p[r] + count, 0.0f);
+      if (m_new > m[r] && l[r] > 0.0f) {
+        // The max grew: rescale what was accumulated under the old max.
+        const float alpha = std::exp(m[r] - m_new);
+        l[r] *= alpha;
+        const VF va = hn::Set(df, alpha);
+        for (int64_t d = 0; d < dim_vec; d += lanes) hn::StoreU(hn::Mul(hn::LoadU(df, o[r] + d), va), df, o[r] + d);
+        for (int64_t d = dim_vec; d < head_dim; ++d) o[r][d] *= alpha;
+      }
+      m[r] = m_new;
+      l[r] += sum;
+    }
+    if (active == 0) continue;
+    int64_t d = 0;
+    for (; d + kChunk * lanes <= dim_vec; d += kChunk * lanes)
+      AccumulateValues<kChunk>(df, b.rows, p, vb, stride, count, d, o);
+    for (; d < dim_vec; d += lanes) AccumulateValues<1>(df, b.rows, p, vb, stride, count, d, o);
+    for (d = dim_vec; d < head_dim; ++d) {
+      for (int r = 0; r < b.rows; ++r) {
+        float acc = o[r][d];
+        for (int64_t j = 0; j < count; ++j) acc += p[r][j] * vb[j * stride + d];
+        o[r][d] = acc;
+      }
+    }
+  }
+  for (int r = 0; r < b.rows; ++r) {
+    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+    const VF vinv = hn::Set(df, inv);
+    for (int64_t d = 0; d < dim_vec; d += lanes) hn::StoreU(hn::Mul(hn::LoadU(df, o[r] + d), vinv), df, b.out[r] + d);
+    for (int64_t d = dim_vec; d < head_dim; ++d) b.out[r][d] = o[r][d] * inv;
+  }
+}
+
 // q, out [n_q, n_heads, head_dim]; k, v [n_kv, n_kv_heads, head_dim];
-// scratch [NumThreads(), n_kv]
+// scratch [NumThreads(), n_kv] (used only when head_dim > kMaxHeadDim)
 void AttentionHeads(const float* q, int64_t n_q, int64_t n_heads, const float* k, const float* v, int64_t n_kv,
                     int64_t n_kv_heads, int64_t head_dim, int64_t q_pos0, bool causal, float scale, float* scratch,
                     float* out) {
   const int64_t group = n_heads / n_kv_heads;
   const int64_t kv_stride = n_kv_heads * head_dim;
-  // Pairs are ordered head-major so that with causal prefill each thread's
-  // contiguous share mixes short and long queries (balanced static split).
-  auto pairs = [&](size_t begin, size_t end, size_t worker) {
+  auto visible_of = [&](int64_t i) { return causal ? std::min(n_kv, q_pos0 + i + 1) : n_kv; };
+  if (head_dim > kMaxHeadDim) {
+    // Pairs are ordered head-major so that with causal prefill each thread's
+    // contiguous share mixes short and long queries (balanced static split).
+    auto pairs = [&](size_t begin, size_t end, size_t worker) {
+      const DF df;
+      float* scores = scratch + worker * n_kv;
+      for (size_t p = begin; p < end; ++p) {
+        const int64_t h = static_cast<int64_t>(p) / n_q, i = static_cast<int64_t>(p) % n_q;
+        const int64_t kvh = h / group;
+        AttendOne(df, q + (i * n_heads + h) * head_dim, k + kvh * head_dim, v + kvh * head_dim, kv_stride,
+                  visible_of(i), head_dim, scale, scores, out + (i * n_heads + h) * head_dim);
+      }
+    };
+    ParallelFor(static_cast<size_t>(n_q * n_heads), 1, pairs);
+    return;
+  }
+  // Rows of one kv head, ordered query-major then head within the group:
+  // row t -> query t / group, head kvh * group + t % group. Work units are
+  // blocks of kRows rows, kv-head-major (balanced static split under causal).
+  const int64_t rows_per_kv = n_q * group;
+  const int64_t blocks_per_kv = (rows_per_kv + kRows - 1) / kRows;
+  auto units = [&](size_t begin, size_t end, size_t /*worker*/) {
     const DF df;
-    float* scores = scratch + worker * n_kv;
-    for (size_t p = begin; p < end; ++p) {
-      const int64_t h = static_cast<int64_t>(p) / n_q, i = static_cast<int64_t>(p) % n_q;
-      const int64_t visible = causal ? std::min(n_kv, q_pos0 + i + 1) : n_kv;
-      const int64_t kvh = h / group;
-      AttendOne(df, q + (i * n_heads + h) * head_dim, k + kvh * head_dim, v + kvh * head_dim, kv_stride, visible,
-                head_dim, scale, scores, out + (i * n_heads + h) * head_dim);
+    for (size_t u = begin; u < end; ++u) {
+      const int64_t kvh = static_cast<int64_t>(u) / blocks_per_kv;
+      const int64_t t0 = (static_cast<int64_t>(u) % blocks_per_kv) * kRows;
+      RowBlock b;
+      for (int64_t t = t0; t < std::min(rows_per_kv, t0 + kRows); ++t) {
+        const int64_t i = t / group, h = kvh * group + t % group;
+        b.q[b.rows] = q + (i * n_heads + h) * head_dim;
+        b.out[b.rows] = out + (i * n_heads + h) * head_dim;
+        b.visible[b.rows] = visible_of(i);
+        ++b.rows;
+      }
+      AttendBlock(df, b, k + kvh * head_dim, v + kvh * head_dim, kv_stride, head_dim, scale);
     }
   };
-  ParallelFor(static_cast<size_t>(n_q * n_heads), 1, pairs);
+  ParallelFor(static_cast<size_t>(n_kv_heads * blocks_per_kv), 1, units);
 }
 
 }  // namespace HWY_NAMESPACE

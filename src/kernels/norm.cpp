@@ -8,10 +8,12 @@
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "base/thread_pool.h"
 #include "kernels/ops.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -131,16 +133,39 @@ HWY_EXPORT(RmsNormRows);
 HWY_EXPORT(LayerNormRows);
 HWY_EXPORT(SoftmaxRows);
 
+namespace {
+
+// Rows are independent, so any split gives the same results. Calls smaller
+// than kSerialBelow elements (decode) stay on the calling thread.
+template <class F>
+void SplitRows(int64_t rows, int64_t dim, const F& fn) {
+  constexpr int64_t kSerialBelow = 32768, kGrainElements = 8192;
+  if (rows < 2 || rows * dim < kSerialBelow) return fn(0, rows);
+  const size_t grain = static_cast<size_t>(std::max<int64_t>(1, kGrainElements / std::max<int64_t>(dim, 1)));
+  auto part = [&](size_t begin, size_t end, size_t /*worker*/) {
+    fn(static_cast<int64_t>(begin), static_cast<int64_t>(end));
+  };
+  ParallelFor(static_cast<size_t>(rows), grain, part);
+}
+
+}  // namespace
+
 void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, float* y) {
-  HWY_DYNAMIC_DISPATCH(RmsNormRows)(x, weight, rows, dim, eps, y);
+  SplitRows(rows, dim, [&](int64_t r0, int64_t r1) {
+    HWY_DYNAMIC_DISPATCH(RmsNormRows)(x + r0 * dim, weight, r1 - r0, dim, eps, y + r0 * dim);
+  });
 }
 
 void LayerNorm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t dim, float eps,
                float* y) {
-  HWY_DYNAMIC_DISPATCH(LayerNormRows)(x, weight, bias, rows, dim, eps, y);
+  SplitRows(rows, dim, [&](int64_t r0, int64_t r1) {
+    HWY_DYNAMIC_DISPATCH(LayerNormRows)(x + r0 * dim, weight, bias, r1 - r0, dim, eps, y + r0 * dim);
+  });
 }
 
-void Softmax(float* x, int64_t rows, int64_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxRows)(x, rows, n); }
+void Softmax(float* x, int64_t rows, int64_t n) {
+  SplitRows(rows, n, [&](int64_t r0, int64_t r1) { HWY_DYNAMIC_DISPATCH(SoftmaxRows)(x + r0 * n, r1 - r0, n); });
+}
 
 }  // namespace bitlens::kernels
 #endif  // HWY_ONCE
