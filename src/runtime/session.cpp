@@ -95,9 +95,9 @@ Result<std::unique_ptr<Session>> Session::Create(const Model& model, const Sessi
                     " image rows but config.json implies " + std::to_string(image_rows));
   }
   const size_t decoder_floats = model.decoder->BufferFloats(s->context_, s->context_, threads);
-  s->arena_.assign(decoder_floats + c.vocab_size + image_rows * c.hidden_size, 0.0f);
-  s->buffers_ = model.decoder->CarveBuffers(s->arena_.data(), s->context_, s->context_, threads);
-  s->logits_ = s->arena_.data() + decoder_floats;
+  s->arena_.reset(new float[decoder_floats + c.vocab_size + image_rows * c.hidden_size]);
+  s->buffers_ = model.decoder->CarveBuffers(s->arena_.get(), s->context_, s->context_, threads);
+  s->logits_ = s->arena_.get() + decoder_floats;
   s->image_embeds_ = image_rows > 0 ? s->logits_ + c.vocab_size : nullptr;
   s->tokens_.reserve(s->context_);
   const RopeConfig& rope = c.rope;

@@ -68,6 +68,7 @@ std::string FormatTimingTable(const Timings& timings);
 
 using TokenCallback = std::function<bool(int32_t id, std::string_view text)>;
 
+// A Session refers to its Model, which must outlive it.
 class Session {
  public:
   static Result<std::unique_ptr<Session>> Create(const Model& model, const SessionOptions& options);
@@ -115,7 +116,7 @@ class Session {
   int64_t context_ = 0;
   RopeTable rope_;
   KvCache kv_;
-  std::vector<float> arena_;  // activations, logits and image rows, one allocation
+  std::unique_ptr<float[]> arena_;  // activations, logits and image rows; one allocation, not zero-filled
   DecoderBuffers buffers_;
   float* logits_ = nullptr;        // [vocab]
   float* image_embeds_ = nullptr;  // [image tokens, hidden] for VLMs

@@ -47,22 +47,30 @@ Result<BpeModel> BpeModel::Build(std::vector<std::pair<std::string, int32_t>> vo
   }
   m.id_to_token_.resize(static_cast<size_t>(limit));
   m.has_token_.assign(static_cast<size_t>(limit), false);
-  m.vocab_.reserve(vocab.size() * 2);
-  const bool plain_chars = m.options_.continuing_subword_prefix.empty() && m.options_.end_of_word_suffix.empty();
   for (auto& [token, id] : vocab) {
-    m.id_to_token_[id] = token;
+    if (m.has_token_[id]) {
+      return InvalidArgument(where + ".vocab: tokens '" + m.id_to_token_[id] + "' and '" + token + "' share id " +
+                             std::to_string(id));
+    }
+    m.id_to_token_[id] = std::move(token);
     m.has_token_[id] = true;
+  }
+  m.vocab_.reserve(vocab.size());
+  const bool plain_chars = m.options_.continuing_subword_prefix.empty() && m.options_.end_of_word_suffix.empty();
+  for (int32_t id = 0; id < static_cast<int32_t>(limit); ++id) {
+    if (!m.has_token_[id]) continue;
+    const std::string& token = m.id_to_token_[id];
+    m.vocab_[token] = id;
     if (plain_chars) {
       const size_t n = utf8::ValidSequenceLength(token, 0);
       if (n != 0 && n == token.size()) m.char_ids_[utf8::DecodeAt(token, 0, n)] = id;
     }
-    m.vocab_[std::move(token)] = id;
   }
   m.byte_ids_.fill(-1);
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
-    if (auto it = m.vocab_.find(name); it != m.vocab_.end()) m.byte_ids_[b] = it->second;
+    if (auto it = m.vocab_.find(std::string_view(name)); it != m.vocab_.end()) m.byte_ids_[b] = it->second;
   }
   if (m.options_.unk_token) {
     auto it = m.vocab_.find(*m.options_.unk_token);
@@ -72,22 +80,23 @@ Result<BpeModel> BpeModel::Build(std::vector<std::pair<std::string, int32_t>> vo
     m.unk_id_ = it->second;
   }
   const size_t prefix_len = m.options_.continuing_subword_prefix.size();
-  m.merges_.reserve(merges.size() * 2);
+  m.merges_.reserve(merges.size());
+  std::string merged;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [a, b] = merges[rank];
-    const std::string at = where + ".merges[" + std::to_string(rank) + "] ('" + a + " " + b + "')";
+    auto at = [&] { return where + ".merges[" + std::to_string(rank) + "] ('" + a + " " + b + "')"; };
     auto ia = m.vocab_.find(a);
-    if (ia == m.vocab_.end()) return InvalidArgument(at + ": token '" + a + "' is not in the vocab");
+    if (ia == m.vocab_.end()) return InvalidArgument(at() + ": token '" + a + "' is not in the vocab");
     auto ib = m.vocab_.find(b);
-    if (ib == m.vocab_.end()) return InvalidArgument(at + ": token '" + b + "' is not in the vocab");
-    std::string merged = a;
+    if (ib == m.vocab_.end()) return InvalidArgument(at() + ": token '" + b + "' is not in the vocab");
+    merged.assign(a);
     if (prefix_len != 0 && b.compare(0, prefix_len, m.options_.continuing_subword_prefix) == 0) {
       merged.append(b, prefix_len, std::string::npos);
     } else {
       merged += b;
     }
     auto ir = m.vocab_.find(merged);
-    if (ir == m.vocab_.end()) return InvalidArgument(at + ": the merged token '" + merged + "' is not in the vocab");
+    if (ir == m.vocab_.end()) return InvalidArgument(at() + ": the merged token '" + merged + "' is not in the vocab");
     // A later duplicate of a pair replaces the earlier one, as in HF.
     m.merges_[PairKey(ia->second, ib->second)] = MergeRule{static_cast<int32_t>(rank), ir->second};
   }
@@ -95,7 +104,7 @@ Result<BpeModel> BpeModel::Build(std::vector<std::pair<std::string, int32_t>> vo
 }
 
 std::optional<int32_t> BpeModel::TokenToId(std::string_view token) const {
-  auto it = vocab_.find(std::string(token));
+  auto it = vocab_.find(token);
   if (it == vocab_.end()) return std::nullopt;
   return it->second;
 }
@@ -122,7 +131,7 @@ int32_t BpeModel::SymbolId(std::string_view ch, bool first, bool last) const {
 void BpeModel::EncodeWord(std::string_view word, std::vector<int32_t>* ids) const {
   if (word.empty()) return;
   if (options_.ignore_merges) {
-    if (auto it = vocab_.find(std::string(word)); it != vocab_.end()) {
+    if (auto it = vocab_.find(word); it != vocab_.end()) {
       ids->push_back(it->second);
       return;
     }

@@ -28,6 +28,12 @@ class BpeModel {
   };
 
   BpeModel() = default;
+  // Move-only: vocab_ keys point into id_to_token_'s strings, which a move
+  // keeps in place and a copy would not.
+  BpeModel(BpeModel&&) = default;
+  BpeModel& operator=(BpeModel&&) = default;
+  BpeModel(const BpeModel&) = delete;
+  BpeModel& operator=(const BpeModel&) = delete;
 
   // `vocab` pairs token -> id; `merges` lists pairs in rank order. `where`
   // names the source for messages (e.g. "tokenizer.json: model").
@@ -58,7 +64,8 @@ class BpeModel {
   // prefix/suffix applied as the position requires), or -1.
   int32_t SymbolId(std::string_view ch, bool first, bool last) const;
 
-  std::unordered_map<std::string, int32_t> vocab_;
+  // Keys view the strings owned by id_to_token_ (one copy of each token).
+  std::unordered_map<std::string_view, int32_t> vocab_;
   std::vector<std::string> id_to_token_;
   std::vector<bool> has_token_;
   // Single code point tokens, the common case for the first split.

@@ -2,6 +2,7 @@
 // tokenizer.json files (model.type "BPE"; byte-level and SentencePiece-style).
 // Every field is type-checked; a bad file gives one line naming the field.
 #include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/tokenizer_json_sax.h"
 
 namespace bitlens {
 namespace {
@@ -9,7 +10,9 @@ namespace {
 using json_fields::Bad;
 using json_fields::Json;
 
-Result<BpeModel> ParseBpeModel(const Json& m, const std::string& where) {
+// `m` is the model object; its vocab and merges were collected by the
+// streaming reader into `contents`.
+Result<BpeModel> ParseBpeModel(const Json& m, TokenizerJsonContents* contents, const std::string& where) {
   if (!m.is_object()) return Bad(where, std::string("expected an object, got ") + m.type_name());
   BL_ASSIGN_OR_RETURN(auto type, json_fields::OptString(m, "type", where));
   if (type && *type != "BPE") {
@@ -23,42 +26,15 @@ Result<BpeModel> ParseBpeModel(const Json& m, const std::string& where) {
     if (d->get<double>() > 0.0) return Unsupported(where + ".dropout: BPE dropout is not supported");
   }
 
-  auto vocab_it = m.find("vocab");
-  if (vocab_it == m.end()) return Bad(where, "missing field 'vocab'");
-  if (!vocab_it->is_object()) return Bad(where + ".vocab", std::string("expected an object, got ") + vocab_it->type_name());
-  std::vector<std::pair<std::string, int32_t>> vocab;
-  vocab.reserve(vocab_it->size());
-  for (auto it = vocab_it->begin(); it != vocab_it->end(); ++it) {
-    if (!it.value().is_number_integer()) {
-      return Bad(where + ".vocab['" + it.key() + "']", std::string("expected an integer id, got ") + it.value().type_name());
+  if (!contents->has_vocab) {
+    if (auto it = m.find("vocab"); it != m.end()) {
+      return Bad(where + ".vocab", std::string("expected an object of token -> id, got ") + it->type_name());
     }
-    const int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id > INT32_MAX) {
-      return Bad(where + ".vocab['" + it.key() + "']", "id " + std::to_string(id) + " is out of range");
-    }
-    vocab.emplace_back(it.key(), static_cast<int32_t>(id));
+    return Bad(where, "missing field 'vocab'");
   }
-
-  std::vector<std::pair<std::string, std::string>> merges;
-  if (auto merges_it = m.find("merges"); merges_it != m.end() && !merges_it->is_null()) {
-    if (!merges_it->is_array()) return Bad(where + ".merges", "expected an array");
-    merges.reserve(merges_it->size());
-    for (size_t i = 0; i < merges_it->size(); ++i) {
-      const Json& e = (*merges_it)[i];
-      const std::string at = where + ".merges[" + std::to_string(i) + "]";
-      if (e.is_string()) {
-        // "a b": HF splits at the single space between the two tokens.
-        const std::string& s = e.get_ref<const std::string&>();
-        const size_t space = s.find(' ');
-        if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) {
-          return Bad(at, "expected \"<a> <b>\" with exactly one space, got '" + s + "'");
-        }
-        merges.emplace_back(s.substr(0, space), s.substr(space + 1));
-      } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-        merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
-      } else {
-        return Bad(at, "expected \"<a> <b>\" or [\"<a>\", \"<b>\"]");
-      }
+  if (!contents->has_merges) {
+    if (auto it = m.find("merges"); it != m.end() && !it->is_null()) {
+      return Bad(where + ".merges", std::string("expected an array, got ") + it->type_name());
     }
   }
 
@@ -71,7 +47,7 @@ Result<BpeModel> ParseBpeModel(const Json& m, const std::string& where) {
   BL_ASSIGN_OR_RETURN(auto suffix, json_fields::OptString(m, "end_of_word_suffix", where));
   options.continuing_subword_prefix = prefix.value_or("");
   options.end_of_word_suffix = suffix.value_or("");
-  return BpeModel::Build(std::move(vocab), merges, std::move(options), where);
+  return BpeModel::Build(std::move(contents->vocab), contents->merges, std::move(options), where);
 }
 
 Status ParseAddedTokens(const Json& j, const std::string& where, AddedVocabulary* added) {
@@ -133,13 +109,14 @@ Result<std::optional<int32_t>> ParseTemplateBos(const Json& p, const std::string
 }  // namespace
 
 Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromTokenizerJson(const std::string& text, const std::string& file) {
-  BL_ASSIGN_OR_RETURN(const Json j, json_fields::Parse(text, file));
+  BL_ASSIGN_OR_RETURN(TokenizerJsonContents contents, ReadTokenizerJson(text, file));
+  const Json& j = contents.root;
   if (!j.is_object()) return Bad(file, "expected a JSON object at the top level");
   auto model_it = j.find("model");
   if (model_it == j.end()) return Bad(file, "missing field 'model'");
 
   Parts parts;
-  BL_ASSIGN_OR_RETURN(parts.model, ParseBpeModel(*model_it, file + ": model"));
+  BL_ASSIGN_OR_RETURN(parts.model, ParseBpeModel(*model_it, &contents, file + ": model"));
   if (auto it = j.find("added_tokens"); it != j.end()) {
     BL_TRY(ParseAddedTokens(*it, file + ": added_tokens", &parts.added));
   }

@@ -10,6 +10,13 @@ tests/golden/tokenizers/corpus.txt and writes, per tokenizer <name>:
   <name>.decoded  one JSON string per line: the reference decode of those ids
   <name>.meta     one JSON object: ids of line 1 with the default specials
 
+Small tokenizers that exercise what the real files do not (a 512-piece
+SentencePiece BPE with byte fallback like stories260K's, pair-style merges,
+ignore_merges, lstrip/rstrip/single_word added tokens, Metaspace, NFKC,
+Lowercase, Digits, Punctuation) are trained here once on the corpus and kept
+as fixtures in tests/golden/tokenizers/tiny-*/ (delete them to retrain); their
+ids are regenerated like the others.
+
 It also renders each chat family's template with transformers'
 apply_chat_template into chat_templates.json.
 
@@ -98,14 +105,112 @@ class Spm:
         return self.sp.decode(ids)
 
 
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def training_lines(corpus):
+    # Latin-script lines only: everything else reaches the tiny models as
+    # byte fallback or unknown characters, which is what they should test.
+    return [l for l in corpus if all(ord(c) < 0x180 for c in l)] * 4
+
+
+def make_tiny_spm(out_dir, corpus):
+    """A 512-piece SentencePiece BPE with byte fallback (the stories260K shape),
+    as tokenizer.model and as the Llama-style tokenizer.json HF converts it to."""
+    import sentencepiece as spm
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
+
+    os.makedirs(out_dir, exist_ok=True)
+    train = os.path.join(out_dir, "train.tmp")
+    with open(train, "w", encoding="utf-8") as f:
+        f.write("\n".join(training_lines(corpus)))
+    spm.SentencePieceTrainer.train(
+        input=train, model_prefix=os.path.join(out_dir, "tokenizer"), vocab_size=512, model_type="bpe",
+        byte_fallback=True, character_coverage=1.0, num_threads=1, split_digits=True,
+        normalization_rule_name="identity", remove_extra_whitespaces=False, minloglevel=2)
+    os.remove(train)
+    os.remove(os.path.join(out_dir, "tokenizer.vocab"))
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(out_dir, "tokenizer.model"))
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    # Merges as HF's SentencePieceExtractor derives them: every split of a
+    # piece into two pieces, ordered by the merged piece's rank.
+    merges = []
+    for piece, pid in vocab.items():
+        if sp.is_control(pid) or sp.is_byte(pid) or sp.is_unknown(pid):
+            continue
+        local = [(vocab[piece[:k]], vocab[piece[k:]], piece[:k], piece[k:])
+                 for k in range(1, len(piece)) if piece[:k] in vocab and piece[k:] in vocab]
+        merges += [(a, b) for _, _, a, b in sorted(local)]
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in ("<unk>", "<s>", "</s>")])
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+    # Load(dir) prefers tokenizer.json: keep the .model in its own folder too.
+    os.makedirs(out_dir + "-model", exist_ok=True)
+    os.replace(os.path.join(out_dir, "tokenizer.model"), os.path.join(out_dir + "-model", "tokenizer.model"))
+
+
+def make_tiny_bytelevel(out_dir, corpus):
+    """Llama-3-style byte-level BPE with ignore_merges, pair-style merges and
+    added tokens that use lstrip / rstrip / single_word / normalized."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<|begin_of_text|>", "<|eot_id|>"], show_progress=False)
+    tok.train_from_iterator(training_lines(corpus), trainer)
+    tok.add_special_tokens([AddedToken("<|image|>", lstrip=True, rstrip=True, normalized=False)])
+    tok.add_tokens([AddedToken("<w>", single_word=True), AddedToken("[SEP]", rstrip=True),
+                    AddedToken("welcome", normalized=True)])
+    tok.post_processor = processors.TemplateProcessing(single="<|begin_of_text|> $A",
+                                                       special_tokens=[("<|begin_of_text|>", 0)])
+    os.makedirs(out_dir, exist_ok=True)
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+
+
+def make_tiny_metaspace(out_dir, corpus):
+    """BPE behind NFKC + Lowercase, Digits, Punctuation and Metaspace, with an
+    unknown token for characters outside the alphabet."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=False), pre_tokenizers.Punctuation(),
+        pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)])
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["[UNK]"], show_progress=False)
+    tok.train_from_iterator(training_lines(corpus), trainer)
+    os.makedirs(out_dir, exist_ok=True)
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+
+
+TINY = [
+    ("tiny-spm", make_tiny_spm),
+    ("tiny-bytelevel", make_tiny_bytelevel),
+    ("tiny-metaspace", make_tiny_metaspace),
+]
+
 TOKENIZERS = [
-    # name, relative path, reference
+    # name, relative path (test data, or "golden:" for the tiny fixtures), reference
     ("llama2-spm", "tokenizers/llama2-spm/tokenizer.model", lambda p: Spm(p)),
     ("o200k", "tokenizers/o200k/tokenizer.json", lambda p: HfJson(p)),
     ("gpt2", "tokenizers/gpt2", lambda p: Transformers(p, "GPT2Tokenizer")),
     ("smolvlm", "tokenizers/smolvlm/tokenizer.json", lambda p: HfJson(p)),
     ("llava-1.5", "tokenizers/llava-1.5/tokenizer.json", lambda p: HfJson(p)),
     ("qwen2-vl", "tokenizers/qwen2-vl", lambda p: Transformers(p, "Qwen2Tokenizer")),
+    ("tiny-spm", "golden:tiny-spm/tokenizer.json", lambda p: HfJson(p)),
+    ("tiny-spm-model", "golden:tiny-spm-model/tokenizer.model", lambda p: Spm(p)),
+    ("tiny-bytelevel", "golden:tiny-bytelevel/tokenizer.json", lambda p: HfJson(p)),
+    ("tiny-metaspace", "golden:tiny-metaspace/tokenizer.json", lambda p: HfJson(p)),
 ]
 
 
@@ -179,8 +284,15 @@ def main():
         print("tokenizer_parity: no test data at %s; nothing to do" % args.data)
         return 0
     corpus = read_corpus(os.path.join(args.out, "corpus.txt"))
+    for name, make in TINY:
+        if not os.path.exists(os.path.join(args.out, name, "tokenizer.json")):
+            print("tokenizer_parity: training fixture %s" % name)
+            make(os.path.join(args.out, name), corpus)
     for name, rel, make in TOKENIZERS:
-        path = os.path.join(args.data, rel)
+        if rel.startswith("golden:"):
+            path = os.path.join(args.out, rel[len("golden:"):])
+        else:
+            path = os.path.join(args.data, rel)
         if not os.path.exists(path):
             print("tokenizer_parity: skip %s (%s missing)" % (name, path))
             continue

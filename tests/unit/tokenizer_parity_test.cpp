@@ -76,14 +76,24 @@ std::string Join(const std::vector<int32_t>& ids) {
 
 struct Case {
   const char* name;  // golden file stem
-  const char* dir;   // under the test data
+  const char* dir;   // under the test data, or under the golden dir when fixture
+  bool fixture = false;
 };
+
+// The tokenizer directory of a case; empty when the shared test data is absent.
+std::string CaseDir(const Case& c) {
+  return c.fixture ? GoldenDir() + "/" + c.dir : testing::TestDataPath(c.dir);
+}
+
+#define BL_REQUIRE_CASE_DIR(var, c)                                                   \
+  const std::string var = CaseDir(c);                                                 \
+  if (var.empty()) GTEST_SKIP() << "test data '" << (c).dir << "' not found (set BITLENS_TEST_DATA)"
 
 class TokenizerParity : public ::testing::TestWithParam<Case> {};
 
 TEST_P(TokenizerParity, EncodeMatchesReferenceOnEveryCorpusLine) {
   const Case c = GetParam();
-  BL_REQUIRE_TEST_DATA(dir, c.dir);
+  BL_REQUIRE_CASE_DIR(dir, c);
   auto tok = Tokenizer::Load(dir);
   ASSERT_TRUE(tok.ok()) << tok.status().message();
   const auto corpus = Corpus();
@@ -106,7 +116,7 @@ TEST_P(TokenizerParity, EncodeMatchesReferenceOnEveryCorpusLine) {
 
 TEST_P(TokenizerParity, DecodeMatchesReference) {
   const Case c = GetParam();
-  BL_REQUIRE_TEST_DATA(dir, c.dir);
+  BL_REQUIRE_CASE_DIR(dir, c);
   auto tok = Tokenizer::Load(dir);
   ASSERT_TRUE(tok.ok()) << tok.status().message();
   const auto golden = SplitLines(ReadAll(GoldenDir() + "/" + c.name + ".ids"));
@@ -129,7 +139,7 @@ TEST_P(TokenizerParity, DecodeMatchesReference) {
 
 TEST_P(TokenizerParity, DefaultSpecialTokensMatchReference) {
   const Case c = GetParam();
-  BL_REQUIRE_TEST_DATA(dir, c.dir);
+  BL_REQUIRE_CASE_DIR(dir, c);
   auto tok = Tokenizer::Load(dir);
   ASSERT_TRUE(tok.ok()) << tok.status().message();
   const auto meta = nlohmann::json::parse(ReadAll(GoldenDir() + "/" + c.name + ".meta"));
@@ -142,7 +152,11 @@ INSTANTIATE_TEST_SUITE_P(RealTokenizers, TokenizerParity,
                          ::testing::Values(Case{"llama2-spm", "tokenizers/llama2-spm"}, Case{"o200k", "tokenizers/o200k"},
                                            Case{"gpt2", "tokenizers/gpt2"}, Case{"smolvlm", "tokenizers/smolvlm"},
                                            Case{"llava-1.5", "tokenizers/llava-1.5"},
-                                           Case{"qwen2-vl", "tokenizers/qwen2-vl"}),
+                                           Case{"qwen2-vl", "tokenizers/qwen2-vl"},
+                                           Case{"tiny-spm", "tiny-spm", true},
+                                           Case{"tiny-spm-model", "tiny-spm-model", true},
+                                           Case{"tiny-bytelevel", "tiny-bytelevel", true},
+                                           Case{"tiny-metaspace", "tiny-metaspace", true}),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            std::string n = info.param.name;
                            for (char& ch : n)
