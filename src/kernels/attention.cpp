@@ -276,6 +276,38 @@ HWY_INLINE void AccumulateValues(DF df, int rows, const float (*p)[kKeyBlock], c
   }
 }
 
+// p[r][j] = q_r · k_j * scale for the rows of a block and keys j in
+// [0, count): one pass over the keys, each k_j vector loaded once for all
+// rows. Per row, the operations are exactly those of Scores(), so a row's
+// scores do not depend on which rows share its block. q rows come from the
+// contiguous stack copy `qb`: the rows of one head sit n_heads * head_dim
+// floats apart in q (4 KiB for 16 heads of 64), which would alias in L1.
+HWY_INLINE void ScoresRows(DF df, int rows, const float (*qb)[kMaxHeadDim], const float* HWY_RESTRICT k,
+                           int64_t stride, int64_t count, int64_t head_dim, float scale, float (*p)[kKeyBlock]) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t dim_vec = head_dim - head_dim % lanes;
+  auto finish = [&](VF acc, int r, const float* kj) {
+    float sum = hn::GetLane(hn::SumOfLanes(df, acc));
+    for (int64_t d = dim_vec; d < head_dim; ++d) sum += qb[r][d] * kj[d];
+    return sum * scale;
+  };
+  for (int64_t j = 0; j < count; ++j) {
+    const float* kj = k + j * stride;
+    VF a0 = hn::Zero(df), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t d = 0; d < dim_vec; d += lanes) {
+      const VF kv = hn::LoadU(df, kj + d);
+      a0 = hn::MulAdd(hn::Load(df, qb[0] + d), kv, a0);
+      if (rows > 1) a1 = hn::MulAdd(hn::Load(df, qb[1] + d), kv, a1);
+      if (rows > 2) a2 = hn::MulAdd(hn::Load(df, qb[2] + d), kv, a2);
+      if (rows > 3) a3 = hn::MulAdd(hn::Load(df, qb[3] + d), kv, a3);
+    }
+    p[0][j] = finish(a0, 0, kj);
+    if (rows > 1) p[1][j] = finish(a1, 1, kj);
+    if (rows > 2) p[2][j] = finish(a2, 2, kj);
+    if (rows > 3) p[3][j] = finish(a3, 3, kj);
+  }
+}
+
 // The rows of `b` against keys/values of one kv head (k, v at that head,
 // rows at stride `stride`).
 void AttendBlock(DF df, const RowBlock& b, const float* HWY_RESTRICT k, const float* HWY_RESTRICT v, int64_t stride,
@@ -283,6 +315,7 @@ void AttendBlock(DF df, const RowBlock& b, const float* HWY_RESTRICT k, const fl
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t dim_vec = head_dim - head_dim % lanes;
   HWY_ALIGN float o[kRows][kMaxHeadDim];
+  HWY_ALIGN float qb[kRows][kMaxHeadDim];
   HWY_ALIGN float p[kRows][kKeyBlock];
   HWY_ALIGN float tail[HWY_MAX_BYTES / sizeof(float)];
   float m[kRows], l[kRows];
@@ -291,6 +324,7 @@ void AttendBlock(DF df, const RowBlock& b, const float* HWY_RESTRICT k, const fl
     m[r] = -INFINITY;
     l[r] = 0.0f;
     std::fill(o[r], o[r] + head_dim, 0.0f);
+    std::copy(b.q[r], b.q[r] + head_dim, qb[r]);
     max_visible = std::max(max_visible, b.visible[r]);
   }
   for (int64_t j0 = 0; j0 < max_visible; j0 += kKeyBlock) {
@@ -299,7 +333,7 @@ void AttendBlock(DF df, const RowBlock& b, const float* HWY_RESTRICT k, const fl
     const float* vb = v + j0 * stride;
     // Scores of every row for the keys of this block (keys beyond a row's
     // visible range are computed but not used).
-    for (int r = 0; r < b.rows; ++r) Scores(df, b.q[r], kb, stride, count, head_dim, scale, p[r]);
+    ScoresRows(df, b.rows, qb, kb, stride, count, head_dim, scale, p);
     int active = 0;  // rows that see at least one key of this block
     for (int r = 0; r < b.rows; ++r) {
       const int64_t valid = std::clamp<int64_t>(b.visible[r] - j0, 0, count);

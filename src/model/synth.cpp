@@ -114,7 +114,7 @@ std::string IndexJson(const SynthPlan& plan) {
     for (size_t i : shard.tensors) map[plan.tensors[i].name] = shard.file;
   }
   json meta = {{"total_size", plan.total_bytes}};
-  if (plan.layout == HfLayout::kV5) meta["total_parameters"] = plan.total_params;
+  if (plan.layout != HfLayout::kV4) meta["total_parameters"] = plan.total_params;
   return json({{"metadata", meta}, {"weight_map", map}}).dump(2) + "\n";
 }
 

@@ -14,6 +14,9 @@ using json = nlohmann::json;
 // spelling they use.
 const char* TransformersVersion(HfLayout layout) { return layout == HfLayout::kV4 ? "4.46.1" : "5.0.0"; }
 
+// Every layout but v4 comes from transformers versions that write v5 keys.
+HfLayout KeySpelling(HfLayout layout) { return layout == HfLayout::kV4 ? HfLayout::kV4 : HfLayout::kV5; }
+
 json IdOrList(const std::vector<int64_t>& ids) {
   if (ids.size() == 1) return ids[0];
   return json(ids);
@@ -27,7 +30,7 @@ void AddRope(const TextConfig& t, HfLayout layout, json* j) {
     params["short_factor"] = t.rope.short_factor;
     params["long_factor"] = t.rope.long_factor;
   }
-  if (layout == HfLayout::kV4) {
+  if (KeySpelling(layout) == HfLayout::kV4) {
     (*j)["rope_theta"] = t.rope.theta;
     if (t.rope.type == "default") {
       (*j)["rope_scaling"] = nullptr;
@@ -115,7 +118,7 @@ std::string TorchDtypeName(DType dtype) {
 }
 
 std::string SynthConfigJson(const SynthPreset& p, DType dtype, HfLayout layout) {
-  const char* dtype_key = layout == HfLayout::kV4 ? "torch_dtype" : "dtype";
+  const char* dtype_key = KeySpelling(layout) == HfLayout::kV4 ? "torch_dtype" : "dtype";
   json j;
   if (!p.config.is_vlm()) {
     j = TextConfigJson(p, layout);

@@ -111,7 +111,22 @@ Status CheckSizes(const ModelConfig& c) {
 
 }  // namespace
 
-std::string_view HfLayoutName(HfLayout layout) { return layout == HfLayout::kV4 ? "v4" : "v5"; }
+std::string_view HfLayoutName(HfLayout layout) {
+  switch (layout) {
+    case HfLayout::kV4: return "v4";
+    case HfLayout::kV5: return "v5";
+    case HfLayout::kV5Module: return "v5-module";
+    case HfLayout::kV5Saved: return "v5-saved";
+  }
+  return "?";
+}
+
+std::optional<HfLayout> HfLayoutFromName(std::string_view name) {
+  for (HfLayout l : {HfLayout::kV4, HfLayout::kV5, HfLayout::kV5Module, HfLayout::kV5Saved}) {
+    if (HfLayoutName(l) == name) return l;
+  }
+  return std::nullopt;
+}
 
 Result<std::vector<TensorSpec>> HfTensorLayout(const ModelConfig& config, HfLayout layout) {
   BL_TRY(CheckSizes(config));
@@ -122,21 +137,37 @@ Result<std::vector<TensorSpec>> HfTensorLayout(const ModelConfig& config, HfLayo
     if (!t.tie_word_embeddings) b.Add("lm_head.weight", {t.vocab_size, t.hidden_size});
     return b.Take();
   }
-  const bool v4 = layout == HfLayout::kV4;
+  // v4 and v5-saved keep the wrapper-level prefixes; v5 and v5-module nest under `model.`.
+  const bool outer = layout == HfLayout::kV4 || layout == HfLayout::kV5Saved;
+  std::string tower;
+  switch (layout) {
+    case HfLayout::kV4: tower = "vision_tower.vision_model"; break;
+    case HfLayout::kV5: tower = "model.vision_tower.vision_model"; break;
+    case HfLayout::kV5Module: tower = "model.vision_tower"; break;
+    case HfLayout::kV5Saved: tower = "vision_tower"; break;
+  }
   const VisionConfig& v = *config.vision;
-  AddVisionTower(v, v4 ? "vision_tower.vision_model" : "model.vision_tower.vision_model", &b);
-  const std::string proj = v4 ? "multi_modal_projector" : "model.multi_modal_projector";
+  AddVisionTower(v, tower, &b);
+  const std::string proj = outer ? "multi_modal_projector" : "model.multi_modal_projector";
   b.Linear(proj + ".linear_1", t.hidden_size, v.hidden_size, config.multimodal_projector_bias);
   b.Linear(proj + ".linear_2", t.hidden_size, t.hidden_size, config.multimodal_projector_bias);
-  AddDecoder(t, v4 ? "language_model.model" : "model.language_model", &b);
-  if (!t.tie_word_embeddings) b.Add(v4 ? "language_model.lm_head.weight" : "lm_head.weight", {t.vocab_size, t.hidden_size});
+  AddDecoder(t, outer ? "language_model.model" : "model.language_model", &b);
+  if (!t.tie_word_embeddings) b.Add(outer ? "language_model.lm_head.weight" : "lm_head.weight", {t.vocab_size, t.hidden_size});
   return b.Take();
 }
 
 HfLayout DetectHfLayout(const std::vector<std::string>& names) {
-  for (const auto& n : names) {
-    if (n.rfind("model.language_model.", 0) == 0 || n.rfind("model.vision_tower.", 0) == 0) return HfLayout::kV5;
-  }
+  auto any = [&](std::string_view prefix) {
+    for (const auto& n : names) {
+      if (n.rfind(prefix, 0) == 0) return true;
+    }
+    return false;
+  };
+  if (any("model.vision_tower.vision_model.")) return HfLayout::kV5;
+  if (any("model.vision_tower.")) return HfLayout::kV5Module;
+  if (any("model.language_model.") || any("model.multi_modal_projector.")) return HfLayout::kV5;
+  if (any("vision_tower.vision_model.")) return HfLayout::kV4;
+  if (any("vision_tower.")) return HfLayout::kV5Saved;
   return HfLayout::kV4;
 }
 

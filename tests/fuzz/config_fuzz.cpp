@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   if (config->is_vlm() && config->image_seq_length() < 0) __builtin_trap();
-  for (HfLayout layout : {HfLayout::kV4, HfLayout::kV5}) {
+  for (HfLayout layout : {HfLayout::kV4, HfLayout::kV5, HfLayout::kV5Module, HfLayout::kV5Saved}) {
     auto specs = HfTensorLayout(*config, layout);
     if (!specs.ok()) continue;
     std::vector<TensorInfo> tensors;

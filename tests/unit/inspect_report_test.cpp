@@ -178,3 +178,29 @@ TEST(InspectCli, BadInputsExit2WithOneLineNamingTheFile) {
 
 }  // namespace
 }  // namespace bitlens
+
+namespace bitlens {
+namespace {
+
+// Checkpoints written by HF transformers itself (tests/golden, every name
+// layout it produces) pass inspect's layout check with no differences.
+TEST(InspectReport, CheckpointsWrittenByTransformersPassTheLayoutCheck) {
+  const fs::path golden = fs::path(testing::SourceDir()) / "tests" / "golden";
+  if (!fs::exists(golden)) GTEST_SKIP() << "no tests/golden";
+  int checked = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(golden)) {
+    if (!entry.is_regular_file() || entry.path().filename() != "config.json") continue;
+    const std::string dir = entry.path().parent_path().string();
+    if (!fs::exists(dir + "/model.safetensors") && !fs::exists(dir + "/model.safetensors.index.json")) continue;
+    auto r = InspectCheckpoint(dir);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_TRUE(r->layout_checked) << dir << ": " << r->layout_error;
+    EXPECT_TRUE(r->missing.empty() && r->unexpected.empty() && r->wrong_shape.empty())
+        << dir << " (layout " << r->layout << ")\n" << FormatReportText(*r);
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
+}
+
+}  // namespace
+}  // namespace bitlens

@@ -156,3 +156,30 @@ TEST(SynthLayout, SiglipTowerHasPatchBiasAndNoClassTokenOrHead) {
 
 }  // namespace
 }  // namespace bitlens
+
+namespace bitlens {
+namespace {
+
+// Every layout round-trips through DetectHfLayout, and only the prefixes move.
+TEST(SynthLayout, EveryLayoutIsDetectedFromItsNames) {
+  SynthOptions o;
+  o.family = SynthFamily::kLlava;
+  auto plan = PlanSynth(o);
+  ASSERT_TRUE(plan.ok());
+  for (HfLayout layout : {HfLayout::kV4, HfLayout::kV5, HfLayout::kV5Module, HfLayout::kV5Saved}) {
+    auto specs = HfTensorLayout(plan->config, layout);
+    ASSERT_TRUE(specs.ok());
+    std::vector<std::string> names;
+    for (const auto& s : *specs) names.push_back(s.name);
+    EXPECT_EQ(HfLayoutName(DetectHfLayout(names)), HfLayoutName(layout));
+    EXPECT_EQ(specs->size(), 64u);
+  }
+  auto module = HfTensorLayout(plan->config, HfLayout::kV5Module);
+  auto saved = HfTensorLayout(plan->config, HfLayout::kV5Saved);
+  EXPECT_EQ((*module)[0].name, "model.vision_tower.embeddings.class_embedding");
+  EXPECT_EQ((*saved)[0].name, "vision_tower.embeddings.class_embedding");
+  EXPECT_EQ(saved->back().name, "language_model.lm_head.weight");
+}
+
+}  // namespace
+}  // namespace bitlens

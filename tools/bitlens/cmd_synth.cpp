@@ -42,9 +42,9 @@ Result<SynthOptions> ToOptions(const SynthFlags& f) {
     if (!o.dtype) return InvalidArgument("--dtype '" + f.dtype + "' is not one of f32, bf16, f16");
   }
   o.seed = f.seed;
-  if (f.layout == "v4") o.layout = HfLayout::kV4;
-  else if (f.layout == "v5") o.layout = HfLayout::kV5;
-  else return InvalidArgument("--layout '" + f.layout + "' is not v4 or v5");
+  auto layout = HfLayoutFromName(f.layout);
+  if (!layout) return InvalidArgument("--layout '" + f.layout + "' is not v4, v5, v5-module or v5-saved");
+  o.layout = *layout;
   BL_ASSIGN_OR_RETURN(o.max_shard_bytes, ParseByteSize(f.max_shard_size));
   o.output_dir = f.output;
   o.overwrite = f.force;
@@ -117,7 +117,7 @@ void AddSynthCommand(CLI::App& app, Status* result) {
       ->capture_default_str();
   cmd->add_option("--dtype", flags->dtype, "f32 | bf16 | f16 (default: the preset's; tiny is f32)");
   cmd->add_option("--seed", flags->seed, "random seed; the same seed writes the same bytes")->capture_default_str();
-  cmd->add_option("--layout", flags->layout, "LLaVA tensor names: v4 (Hub files) or v5 (model.language_model...)")
+  cmd->add_option("--layout", flags->layout, "LLaVA tensor names: v4 (Hub files), v5 (model.language_model...), v5-module, v5-saved")
       ->capture_default_str();
   cmd->add_option("-o,--output", flags->output, "output directory (written as DIR.tmp, then renamed)");
   cmd->add_option("--max-shard-size", flags->max_shard_size, "shard size limit, e.g. 2GB, 500MB")->capture_default_str();
