@@ -79,7 +79,7 @@ Status Decoder::Embed(const int32_t* ids, int64_t n, float* x) const {
   return Status::Ok();
 }
 
-Status Decoder::Forward(int64_t n, int64_t pos0, const RopeTable& rope, const std::vector<LayerKv>& kv,
+Status Decoder::Forward(int64_t n, int64_t pos0, const RopeTable& rope, bool long_rope, const std::vector<LayerKv>& kv,
                         const DecoderBuffers& buf, int64_t n_logits, float* logits) const {
   const TextConfig& c = config_;
   const int64_t h = c.hidden_size, hd = c.head_dim, heads = c.num_attention_heads;
@@ -94,8 +94,7 @@ Status Decoder::Forward(int64_t n, int64_t pos0, const RopeTable& rope, const st
   }
   const float eps = static_cast<float>(c.rms_norm_eps);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  // transformers picks longrope's factor set once per forward from its last position.
-  const bool use_long = rope.UseLong(n_kv - 1);
+  const bool use_long = long_rope;
   const int64_t rd = rope.rotary_dim();
 
   for (size_t l = 0; l < weights_.layers.size(); ++l) {

@@ -55,8 +55,10 @@ class Decoder {
 
   // Runs rows buf.x[0, n) at positions pos0 .. pos0+n-1 through every layer,
   // writing their K/V into `kv` rows pos0.. and attending over rows 0 .. pos0+n-1.
+  // long_rope picks longrope's long factor set (transformers decides once per
+  // forward call: RopeTable::UseLong of the call's last position).
   // logits [n_logits, vocab] are those of the last n_logits rows.
-  Status Forward(int64_t n, int64_t pos0, const RopeTable& rope, const std::vector<LayerKv>& kv,
+  Status Forward(int64_t n, int64_t pos0, const RopeTable& rope, bool long_rope, const std::vector<LayerKv>& kv,
                  const DecoderBuffers& buf, int64_t n_logits, float* logits) const;
 
  private:

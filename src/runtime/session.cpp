@@ -85,7 +85,9 @@ Result<std::unique_ptr<Session>> Session::Create(const Model& model, const Sessi
   const TextConfig& c = model.config.text;
   if (options.max_context <= 0) return InvalidArgument("--max-context must be positive");
   std::unique_ptr<Session> s(new Session(model));
+  if (options.max_batch < 0) return InvalidArgument("--prefill-batch must not be negative");
   s->context_ = std::min<int64_t>(c.max_position_embeddings, options.max_context);
+  s->max_batch_ = options.max_batch > 0 ? std::min(options.max_batch, s->context_) : s->context_;
   BL_ASSIGN_OR_RETURN(s->rope_, RopeTable::Build(c, s->context_));
   s->kv_ = KvCache(c.num_hidden_layers, s->context_, model.decoder->kv_dim());
   const int64_t threads = static_cast<int64_t>(NumThreads());
@@ -94,9 +96,9 @@ Result<std::unique_ptr<Session>> Session::Create(const Model& model, const Sessi
     return Internal("the vision encoder yields " + std::to_string(model.vision->num_image_tokens()) +
                     " image rows but config.json implies " + std::to_string(image_rows));
   }
-  const size_t decoder_floats = model.decoder->BufferFloats(s->context_, s->context_, threads);
+  const size_t decoder_floats = model.decoder->BufferFloats(s->max_batch_, s->context_, threads);
   s->arena_.reset(new float[decoder_floats + c.vocab_size + image_rows * c.hidden_size]);
-  s->buffers_ = model.decoder->CarveBuffers(s->arena_.get(), s->context_, s->context_, threads);
+  s->buffers_ = model.decoder->CarveBuffers(s->arena_.get(), s->max_batch_, s->context_, threads);
   s->logits_ = s->arena_.get() + decoder_floats;
   s->image_embeds_ = image_rows > 0 ? s->logits_ + c.vocab_size : nullptr;
   s->tokens_.reserve(s->context_);
@@ -155,30 +157,39 @@ Status Session::Prefill(const int32_t* ids, int64_t n, const float* image_embeds
 
 Status Session::ForwardFromStart(int64_t n_logits, float* logits) {
   const int64_t n = static_cast<int64_t>(tokens_.size());
-  kv_.Clear();
   const bool vlm = model_.config.is_vlm();
   const int32_t image_id = vlm ? static_cast<int32_t>(model_.config.image_token_index) : -1;
-  const int64_t h = model_.config.text.hidden_size;
+  const int64_t h = model_.config.text.hidden_size, vocab = model_.config.text.vocab_size;
   const int64_t image_rows = vlm ? model_.config.image_seq_length() : 0;
-  int64_t image_row = 0;
-  for (int64_t t = 0; t < n; ++t) {
-    if (tokens_[t] == image_id) {
-      if (prefill_image_ == nullptr) return InvalidArgument("the prompt holds image tokens but no image was encoded");
-      if (image_row >= image_rows) {
-        return InvalidArgument("the prompt holds more image tokens than the image yields (" + std::to_string(image_rows) + ")");
-      }
-      std::copy(prefill_image_ + image_row * h, prefill_image_ + (image_row + 1) * h, buffers_.x + t * h);
-      ++image_row;
-    } else {
-      BL_TRY(model_.decoder->Embed(&tokens_[t], 1, buffers_.x + t * h));
-    }
+  const int64_t placeholders = vlm ? std::count(tokens_.begin(), tokens_.end(), image_id) : 0;
+  if (placeholders > 0 && prefill_image_ == nullptr) {
+    return InvalidArgument("the prompt holds image tokens but no image was encoded");
   }
-  if (prefill_image_ != nullptr && image_row != image_rows) {
-    return InvalidArgument("the prompt holds " + std::to_string(image_row) + " image tokens but the image yields " +
+  if (prefill_image_ != nullptr && placeholders != image_rows) {
+    return InvalidArgument("the prompt holds " + std::to_string(placeholders) + " image tokens but the image yields " +
                            std::to_string(image_rows));
   }
-  BL_TRY(model_.decoder->Forward(n, 0, rope_, kv_.layers(), buffers_, n_logits, logits));
-  kv_.set_size(n);
+  kv_.Clear();
+  // One forward in transformers: the longrope factor set follows the whole sequence.
+  const bool long_rope = rope_.UseLong(n - 1);
+  const int64_t first_logit = n - n_logits;  // logits are wanted for positions [first_logit, n)
+  int64_t image_row = 0;
+  for (int64_t pos0 = 0; pos0 < n; pos0 += max_batch_) {
+    const int64_t m = std::min(max_batch_, n - pos0);
+    for (int64_t t = 0; t < m; ++t) {
+      float* row = buffers_.x + t * h;
+      if (tokens_[pos0 + t] == image_id) {
+        std::copy(prefill_image_ + image_row * h, prefill_image_ + (image_row + 1) * h, row);
+        ++image_row;
+      } else {
+        BL_TRY(model_.decoder->Embed(&tokens_[pos0 + t], 1, row));
+      }
+    }
+    const int64_t chunk_logits = std::max<int64_t>(0, pos0 + m - std::max(first_logit, pos0));
+    float* out = chunk_logits > 0 ? logits + (pos0 + m - chunk_logits - first_logit) * vocab : nullptr;
+    BL_TRY(model_.decoder->Forward(m, pos0, rope_, long_rope, kv_.layers(), buffers_, chunk_logits, out));
+    kv_.set_size(pos0 + m);
+  }
   return Status::Ok();
 }
 
@@ -193,7 +204,7 @@ Status Session::DecodeStep(int32_t id) {
     return ForwardFromStart(1, logits_);
   }
   BL_TRY(model_.decoder->Embed(&id, 1, buffers_.x));
-  BL_TRY(model_.decoder->Forward(1, pos, rope_, kv_.layers(), buffers_, 1, logits_));
+  BL_TRY(model_.decoder->Forward(1, pos, rope_, rope_.UseLong(pos), kv_.layers(), buffers_, 1, logits_));
   kv_.set_size(pos + 1);
   return Status::Ok();
 }

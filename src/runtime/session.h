@@ -23,6 +23,10 @@ namespace bitlens {
 struct SessionOptions {
   // The context is min(max_position_embeddings, max_context) positions.
   int64_t max_context = 4096;
+  // Rows per prefill forward: 0 runs the whole prompt in one forward (as
+  // transformers does); a smaller value caps the activation buffers, which
+  // are otherwise sized for a whole-context prompt. Results agree either way.
+  int64_t max_batch = 0;
 };
 
 enum class ChatMode {
@@ -114,6 +118,7 @@ class Session {
 
   const Model& model_;
   int64_t context_ = 0;
+  int64_t max_batch_ = 0;  // rows per forward
   RopeTable rope_;
   KvCache kv_;
   std::unique_ptr<float[]> arena_;  // activations, logits and image rows; one allocation, not zero-filled

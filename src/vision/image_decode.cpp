@@ -19,7 +19,16 @@
 #define STBI_NO_STDIO
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
-#define STBI_MAX_DIMENSIONS 16384
+#define STBI_MAX_DIMENSIONS (1 << 24)  // stb's own backstop; the tighter bitlens limit is checked first
+// stb_image 2.27 lets its JPEG bit-buffer count go negative on corrupt
+// entropy-coded data and then shifts by more than 31 (undefined in C, masked
+// by the hardware: the image decodes to garbage, memory is untouched;
+// upstream 2.28 stops at "ran out of bits" instead). That shift is exempted
+// from UBSan in clang fuzz builds so the fuzzer can look for real memory
+// errors, which AddressSanitizer still reports.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((no_sanitize("shift"))), apply_to = function)
+#endif
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -30,6 +39,9 @@
 #include <stb_image.h>
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
+#endif
+#if defined(__clang__)
+#pragma clang attribute pop
 #endif
 
 namespace bitlens {
@@ -57,32 +69,130 @@ std::string FirstBytes(const uint8_t* data, size_t size) {
   return out;
 }
 
-// Walks the JPEG marker structure from SOI to EOI. Pillow refuses a JPEG
-// whose data ends before EOI ("image file is truncated"); stb would instead
-// return an image with the missing part filled in, so the check is ours.
-bool JpegReachesEoi(const uint8_t* d, size_t n) {
+// Walks the JPEG marker structure from SOI to EOI and checks what stb_image
+// 2.27 (Debian's) trusts without checking. Returns "" when the file is whole,
+// else why not:
+//  - Pillow refuses a JPEG whose data ends before EOI ("image file is
+//    truncated"), while stb would fill the missing part in;
+//  - a DHT table declaring more than 256 codes makes stb 2.27 write past its
+//    symbol-size array (fixed upstream in 2.28), so it is refused here;
+//  - a scan that selects a Huffman table no DHT has defined makes stb 2.27
+//    decode with uninitialized tables (wild reads), so it is refused here
+//    too. (Motion-JPEG frames that rely on the standard tables are thereby
+//    unsupported.)
+//  - a file whose entropy-coded data is too short for its declared size
+//    (every 8x8 block of the full-resolution component costs at least one
+//    bit) would make stb fill megapixels from nothing: a few hundred bytes
+//    declaring 70 megapixels cost seconds. Refused as corrupt.
+// `*width`/`*height` receive the frame size of the first SOF segment.
+std::string CheckJpegStructure(const uint8_t* d, size_t n, int* width, int* height) {
   size_t i = 2;  // after SOI
+  unsigned defined_dc = 0, defined_ac = 0;  // bit t: table id t (0..3) has been defined
+  bool progressive = false;
+  uint64_t entropy_bytes = 0;
   while (i + 1 < n) {
     if (d[i] != 0xff) { ++i; continue; }  // stray bytes before a marker: libjpeg skips them too
-    uint8_t m = d[i + 1];
+    const uint8_t m = d[i + 1];
     if (m == 0xff) { ++i; continue; }  // fill byte
     i += 2;
-    if (m == 0xd9) return true;  // EOI
+    if (m == 0xd9) {  // EOI
+      const uint64_t blocks = (static_cast<uint64_t>(*width) + 7) / 8 * ((static_cast<uint64_t>(*height) + 7) / 8);
+      if (entropy_bytes * 8 < blocks) {
+        return "corrupt JPEG (" + std::to_string(entropy_bytes) + " bytes of compressed data cannot hold " +
+               std::to_string(*width) + "x" + std::to_string(*height) + " pixels)";
+      }
+      return "";
+    }
     if (m == 0x01 || (m >= 0xd0 && m <= 0xd7)) continue;  // no length
-    if (i + 1 >= n) return false;
+    if (i + 1 >= n) break;
     const size_t len = (static_cast<size_t>(d[i]) << 8) | d[i + 1];
-    if (len < 2 || i + len > n) return false;
+    if (len < 2 || i + len > n) break;
+    const bool sof = m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc;
+    if (sof && *width == 0 && len >= 7) {
+      *height = (d[i + 3] << 8) | d[i + 4];
+      *width = (d[i + 5] << 8) | d[i + 6];
+      progressive = m == 0xc2 || m == 0xc6 || m == 0xca || m == 0xce;
+    }
+    if (m == 0xc4) {  // DHT: one or more (class/id, 16 counts, symbols) tables
+      size_t t = i + 2;
+      const size_t end = i + len;
+      while (t < end) {
+        if (t + 17 > end) return "corrupt JPEG (Huffman table segment too short)";
+        size_t codes = 0;
+        for (int k = 1; k <= 16; ++k) codes += d[t + k];
+        if (codes > 256) return "corrupt JPEG (Huffman table declares more than 256 codes)";
+        const int table_class = d[t] >> 4, id = d[t] & 15;
+        if (table_class > 1 || id > 3) return "corrupt JPEG (bad Huffman table class or id)";
+        (table_class == 0 ? defined_dc : defined_ac) |= 1u << id;
+        t += 17 + codes;
+      }
+      if (t != end) return "corrupt JPEG (Huffman table segment length mismatch)";
+    }
+    if (m == 0xda) {  // SOS: Ns, Ns x (component, DC/AC table ids), Ss, Se, Ah/Al
+      const size_t ns = len >= 3 ? d[i + 2] : 0;
+      if (ns < 1 || ns > 4 || len != 6 + 2 * ns) return "corrupt JPEG (bad scan header)";
+      const int ss = d[i + 3 + 2 * ns], ah = d[i + 5 + 2 * ns] >> 4;
+      // Baseline scans use both tables; progressive DC scans (Ss = 0) use the
+      // DC table on the first pass only, AC scans only the AC table.
+      const bool uses_dc = !progressive || (ss == 0 && ah == 0);
+      const bool uses_ac = !progressive || ss > 0;
+      for (size_t c = 0; c < ns; ++c) {
+        const int td = d[i + 4 + 2 * c] >> 4, ta = d[i + 4 + 2 * c] & 15;
+        if ((uses_dc && (td > 3 || !(defined_dc >> td & 1))) || (uses_ac && (ta > 3 || !(defined_ac >> ta & 1)))) {
+          return "unsupported JPEG (a scan uses a Huffman table that was never defined)";
+        }
+      }
+    }
     i += len;
     if (m == 0xda) {
       // Entropy-coded data: ends at the first 0xff not followed by 0x00 (a
       // stuffed byte) or a restart marker.
+      const size_t start = i;
       while (i + 1 < n) {
         if (d[i] == 0xff && d[i + 1] != 0x00 && !(d[i + 1] >= 0xd0 && d[i + 1] <= 0xd7)) break;
         ++i;
       }
+      entropy_bytes += i - start;
     }
   }
-  return false;
+  return "truncated JPEG (the data ends before the end-of-image marker)";
+}
+
+// Walks the PNG chunks before stb_image sees them. stb 2.27 grows its IDAT
+// buffer to a chunk's declared length before checking that the bytes exist,
+// and sizes its inflate buffer from the declared dimensions; both let a
+// few-hundred-byte file ask for gigabytes. Refused here: a chunk longer than
+// the rest of the file, and pixel data too short to inflate to the declared
+// image (deflate expands at most 1032:1, so a complete image needs at least
+// raw_bytes / 1032 compressed bytes). A file cut inside its final IEND chunk
+// passes (its pixels are all there; Pillow accepts it too).
+std::string CheckPngStructure(const uint8_t* d, size_t n, int64_t width, int64_t height) {
+  auto be32 = [&](size_t at) {
+    return (uint64_t{d[at]} << 24) | (uint64_t{d[at + 1]} << 16) | (uint64_t{d[at + 2]} << 8) | d[at + 3];
+  };
+  uint64_t idat_bytes = 0;
+  size_t pos = 8;
+  while (pos + 8 <= n) {
+    const uint64_t len = be32(pos);
+    const std::string type(reinterpret_cast<const char*>(d + pos + 4), 4);
+    if (len > n - pos - 8) {
+      return "truncated PNG (chunk at byte " + std::to_string(pos) + " declares " + std::to_string(len) +
+             " bytes, " + std::to_string(n - pos - 8) + " remain)";
+    }
+    if (type == "IDAT") idat_bytes += len;
+    if (type == "IEND") break;
+    pos += 12 + len;
+  }
+  const int depth = d[24];
+  const int colour = d[25];
+  const int channels = colour == 2 ? 3 : colour == 4 ? 2 : colour == 6 ? 4 : 1;
+  const uint64_t row_bytes = 1 + (static_cast<uint64_t>(width) * channels * depth + 7) / 8;
+  const uint64_t raw_bytes = row_bytes * static_cast<uint64_t>(height);
+  if (idat_bytes * 1032 + 64 < raw_bytes) {
+    return "truncated PNG (" + std::to_string(idat_bytes) + " bytes of compressed pixel data cannot hold " +
+           std::to_string(width) + "x" + std::to_string(height) + " pixels)";
+  }
+  return "";
 }
 
 // Pillow's alpha_composite of (r, g, b, a) over opaque white, then drop alpha
@@ -119,18 +229,45 @@ Result<Image> DecodeImageMemory(const uint8_t* data, size_t size, const std::str
   }
   const int len = static_cast<int>(size);
 
-  // Header first: reject absurd dimensions before stb allocates anything.
+  // The declared size is read here, not by stb, so that absurd dimensions
+  // get a clear message and are refused before anything is allocated. The
+  // JPEG walk also runs before stb sees the file (its header parse already
+  // builds the Huffman tables).
+  int64_t declared_w = 0, declared_h = 0;
+  std::string jpeg_problem;
+  if (format == Format::kPng) {
+    static const uint8_t kIhdr[4] = {'I', 'H', 'D', 'R'};
+    if (size < 24 || !std::equal(kIhdr, kIhdr + 4, data + 12)) {
+      return InvalidArgument(source + ": corrupt PNG (no IHDR chunk after the signature)");
+    }
+    auto be32 = [&](size_t at) {
+      return (int64_t{data[at]} << 24) | (int64_t{data[at + 1]} << 16) | (int64_t{data[at + 2]} << 8) | data[at + 3];
+    };
+    declared_w = be32(16);
+    declared_h = be32(20);
+    if (size < 26) return InvalidArgument(source + ": truncated PNG (the header ends early)");
+  } else {
+    int jw = 0, jh = 0;
+    jpeg_problem = CheckJpegStructure(data, size, &jw, &jh);
+    declared_w = jw, declared_h = jh;
+  }
+  if (declared_w > kMaxSide || declared_h > kMaxSide || declared_w * declared_h > kMaxPixels) {
+    return InvalidArgument(source + ": " + kind + " declares " + std::to_string(declared_w) + "x" +
+                           std::to_string(declared_h) + " pixels; images up to " + std::to_string(kMaxSide) +
+                           " per side and " + std::to_string(kMaxPixels / 1'000'000) + " megapixels are accepted");
+  }
+  if (!jpeg_problem.empty()) return InvalidArgument(source + ": " + jpeg_problem);
+  if (format == Format::kPng) {
+    const std::string problem = CheckPngStructure(data, size, declared_w, declared_h);
+    if (!problem.empty()) return InvalidArgument(source + ": " + problem);
+  }
+
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
     return InvalidArgument(source + ": corrupt or unsupported " + kind + " header (" + StbReason() + ")");
   }
-  if (w <= 0 || h <= 0 || w > kMaxSide || h > kMaxSide || static_cast<int64_t>(w) * h > kMaxPixels) {
-    return InvalidArgument(source + ": " + kind + " declares " + std::to_string(w) + "x" + std::to_string(h) +
-                           " pixels; images up to " + std::to_string(kMaxSide) + " per side and " +
-                           std::to_string(kMaxPixels / 1'000'000) + " megapixels are accepted");
-  }
-  if (format == Format::kJpeg && !JpegReachesEoi(data, size)) {
-    return InvalidArgument(source + ": truncated JPEG (the data ends before the end-of-image marker)");
+  if (w != declared_w || h != declared_h) {
+    return InvalidArgument(source + ": corrupt " + kind + " (inconsistent image size in the header)");
   }
 
   Image image;

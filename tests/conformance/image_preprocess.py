@@ -63,8 +63,18 @@ def siglip(h, w, resample=3):
 def write_png_raw(path, arr, color_type, bit_depth):
     """Minimal PNG writer for what Pillow cannot write (16-bit RGB)."""
     h, w = arr.shape[:2]
-    dt = ">u2" if bit_depth == 16 else "u1"
-    raw = b"".join(b"\x00" + np.ascontiguousarray(arr[y]).astype(dt).tobytes() for y in range(h))
+    if bit_depth < 8:  # greyscale or palette indices, packed MSB first
+        per = 8 // bit_depth
+        rows = []
+        for y in range(h):
+            row = np.zeros((w + per - 1) // per * per, np.uint8)
+            row[:w] = arr[y]
+            row = row.reshape(-1, per)
+            rows.append(sum(row[:, i] << (8 - bit_depth * (i + 1)) for i in range(per)).astype(np.uint8).tobytes())
+        raw = b"".join(b"\x00" + r for r in rows)
+    else:
+        dt = ">u2" if bit_depth == 16 else "u1"
+        raw = b"".join(b"\x00" + np.ascontiguousarray(arr[y]).astype(dt).tobytes() for y in range(h))
 
     def chunk(tag, data):
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
@@ -93,6 +103,57 @@ def make_inputs():
     write_png_raw(os.path.join(INPUTS, "grey16.png"), grey16, 0, 16)
     rgb16 = np.stack([x * 1771, y * 2833, (x * y * 97) % 65536], -1).astype(np.uint16)
     write_png_raw(os.path.join(INPUTS, "rgb16.png"), rgb16, 2, 16)
+    write_png_raw(os.path.join(INPUTS, "grey4.png"), ((x + 2 * y) % 16).astype(np.uint8), 0, 4)
+    Image.fromarray(((x * 3 + y * 5) % 7) < 3).save(os.path.join(INPUTS, "bilevel.png"))
+    pal.save(os.path.join(INPUTS, "palette4.png"), bits=4)
+
+
+def make_jpeg_inputs(data):
+    """Small JPEGs of other kinds than the shared ones: progressive and greyscale."""
+    with Image.open(os.path.join(data, "images", "chelsea.png")) as im:
+        im.convert("RGB").resize((151, 100), Image.BICUBIC).save(
+            os.path.join(INPUTS, "progressive.jpg"), quality=85, progressive=True)
+    with Image.open(os.path.join(data, "images", "camera.png")) as im:
+        im.resize((128, 128), Image.BICUBIC).save(os.path.join(INPUTS, "grey.jpg"), quality=85)
+
+
+def make_fuzz_corpus():
+    """Seeds for tests/fuzz/image_decode_fuzz.cpp: tiny valid files of each
+    kind plus the broken ones the unit tests also use."""
+    d = os.path.join(ROOT, "tests", "fuzz", "corpus", "image_decode")
+    os.makedirs(d, exist_ok=True)
+    h, w = 6, 8
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([x * 32, y * 40, (x * y * 9) % 256], -1).astype(np.uint8)
+    Image.fromarray(rgb, "RGB").save(os.path.join(d, "rgb.png"))
+    Image.fromarray(rgb[..., 0], "L").save(os.path.join(d, "grey.png"))
+    Image.fromarray(np.dstack([rgb, (x * 36).astype(np.uint8)]), "RGBA").save(os.path.join(d, "rgba.png"))
+    Image.fromarray(np.dstack([rgb[..., 1], rgb[..., 2]]), "LA").save(os.path.join(d, "grey_alpha.png"))
+    pal = Image.fromarray(((x + y) % 4).astype(np.uint8), "P")
+    pal.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9])
+    pal.save(os.path.join(d, "palette_trns.png"), transparency=bytes([0, 128, 255, 40]))
+    Image.fromarray(rgb[..., 0] > 100).save(os.path.join(d, "bilevel.png"))
+    write_png_raw(os.path.join(d, "grey16.png"), (x * 9000 + y).astype(np.uint16), 0, 16)
+    write_png_raw(os.path.join(d, "rgb16.png"), (rgb.astype(np.uint16) * 257), 2, 16)
+    big = np.kron(rgb, np.ones((3, 3, 1), np.uint8))  # 18x24: more than one JPEG block
+    Image.fromarray(big).save(os.path.join(d, "baseline_420.jpg"), quality=80)
+    Image.fromarray(big).save(os.path.join(d, "baseline_444.jpg"), quality=90, subsampling=0)
+    Image.fromarray(big).save(os.path.join(d, "progressive.jpg"), quality=75, progressive=True)
+    Image.fromarray(big[..., 0]).save(os.path.join(d, "grey.jpg"), quality=75)
+    Image.fromarray(big).save(os.path.join(d, "restart.jpg"), quality=75, restart_marker_blocks=1)
+    png = open(os.path.join(d, "rgb.png"), "rb").read()
+    jpg = open(os.path.join(d, "baseline_420.jpg"), "rb").read()
+    open(os.path.join(d, "truncated.png"), "wb").write(png[: len(png) // 2])
+    open(os.path.join(d, "truncated.jpg"), "wb").write(jpg[: len(jpg) * 2 // 3])
+    open(os.path.join(d, "text.png"), "wb").write(b"this is a text file, not an image\n")
+    open(os.path.join(d, "empty.png"), "wb").write(b"")
+    # 100000 x 100000 declared in IHDR (valid CRC), then no pixel data.
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    huge = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    open(os.path.join(d, "huge_dims.png"), "wb").write(huge + png[33:])
+    # The JPEG's SOF0 frame size patched to 60000 x 60000.
+    sof = jpg.index(b"\xff\xc0")
+    open(os.path.join(d, "huge_dims.jpg"), "wb").write(jpg[: sof + 5] + struct.pack(">HH", 60000, 60000) + jpg[sof + 9:])
 
 
 def cases():
@@ -108,9 +169,12 @@ def cases():
     for name, res in [("lanczos", 1), ("box", 4), ("hamming", 5)]:
         out.append((f"siglip_{name}_37x29_coffee", d + "coffee.png", siglip(37, 29, resample=res)))
     # Upscaling (inputs are 37x23) and every transparency/bit-depth branch.
-    for img in ["rgba.png", "grey_alpha.png", "palette_trns.png", "grey16.png", "rgb16.png"]:
+    for img in ["rgba.png", "grey_alpha.png", "palette_trns.png", "grey16.png", "rgb16.png", "grey4.png",
+                "bilevel.png", "palette4.png"]:
         out.append(("clip64_" + img.split(".")[0], g + img, clip(64, (64, 64))))
     out.append(("siglip_upscale_71x53_rgba", g + "rgba.png", siglip(71, 53)))
+    out.append(("clip64_progressive_jpeg", g + "progressive.jpg", clip(64, (64, 64))))
+    out.append(("siglip_48x64_grey_jpeg", g + "grey.jpg", siglip(48, 64)))
     # Crop larger than the resized image: transformers pads with zeros.
     out.append(("clip_pad_30_to_40x36_chelsea", d + "chelsea.png", clip(30, (40, 36))))
     return out
@@ -141,6 +205,8 @@ def main():
     ap.add_argument("--data", default=os.environ.get("BITLENS_TEST_DATA", os.path.join(ROOT, "..", "shared", "data")))
     args = ap.parse_args()
     make_inputs()
+    make_jpeg_inputs(args.data)
+    make_fuzz_corpus()
 
     tensors = {}
     meta = []

@@ -59,7 +59,9 @@ TEST_P(DecoderGolden, GreedyDecodingMatchesTransformersStepByStep) {
                                     golden_->tolerance()));
     const int32_t id = Argmax(session_->logits(), vocab);
     got.push_back(id);
-    if (step + 1 < 16) ASSERT_TRUE(session_->DecodeStep(id).ok());
+    if (step + 1 < 16) {
+      ASSERT_TRUE(session_->DecodeStep(id).ok());
+    }
   }
   EXPECT_EQ(got, want);
 }
@@ -72,6 +74,25 @@ TEST_P(DecoderGolden, GenerateProducesTheGreedyIds) {
   ASSERT_TRUE(result.ok()) << result.status().message();
   const std::vector<int64_t> want = golden_->greedy_ids();
   EXPECT_EQ(std::vector<int64_t>(result->ids.begin(), result->ids.end()), want);
+}
+
+TEST_P(DecoderGolden, PrefillInChunksStillMatchesTransformers) {
+  // Chunks of 5 rows: attention spans chunks through the cache, and the
+  // longrope factor set still follows the whole prompt (one forward in HF).
+  SessionOptions options;
+  options.max_batch = 5;
+  auto chunked = Session::Create(*model_, options);
+  ASSERT_TRUE(chunked.ok()) << chunked.status().message();
+  auto logits = (*chunked)->EvaluateLogits(prompt_);
+  ASSERT_TRUE(logits.ok()) << logits.status().message();
+  EXPECT_TRUE(testing::TensorNear(golden_->name + " chunked logits", *logits, golden_->Get("logits"),
+                                  golden_->tolerance()));
+  GenerateOptions generate;
+  generate.max_tokens = 16;
+  generate.stop_at_eos = false;
+  auto result = (*chunked)->Generate(prompt_, nullptr, generate);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_EQ(std::vector<int64_t>(result->ids.begin(), result->ids.end()), golden_->greedy_ids());
 }
 
 INSTANTIATE_TEST_SUITE_P(TextCases, DecoderGolden,

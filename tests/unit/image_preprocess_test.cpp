@@ -83,20 +83,23 @@ int64_t BitMismatches(const float* a, const float* b, size_t n, float* worst_abs
   return count;
 }
 
-// JPEG bound. stb_image and libjpeg (Pillow) both decode baseline JPEG with
-// integer IDCTs and fixed-point YCbCr->RGB, but with different IDCT
-// precision, chroma upsampling and colour-conversion rounding. Measured over
-// the whole image: grace_hopper.jpg (4:2:0) max 3, mean 0.051, 3.9% of bytes
-// differ; rocket.jpg (4:4:4) max 2, mean 0.010. In the stored 64x64 windows:
-// max 3 / mean 0.088 and max 2 / mean 0.016. After the resample: max 2,
-// mean <= 0.054. The bicubic taps have sum(|w|) < 1.3, so a decoder error of
-// e from libjpeg moves a resampled value by at most ~1.3 e + 1 (rounding);
-// the bounds below are the measurements plus one level. A real resampling or
-// colour bug moves values by tens of levels (the PNG cases pin those to 0).
+// JPEG bound. stb_image and libjpeg (Pillow) both decode baseline and
+// progressive JPEG with integer IDCTs and fixed-point YCbCr->RGB, but with
+// different IDCT precision, chroma upsampling and colour-conversion rounding.
+// Measured over the whole image: grace_hopper.jpg (4:2:0) max 3, mean 0.051,
+// 3.9% of bytes differ; rocket.jpg (4:4:4) max 2, mean 0.010. In the stored
+// 64x64 windows of the five JPEG cases: max 3, mean <= 0.101 (the small
+// 4:2:0 progressive image, where chroma edges are dense). After resize +
+// crop: max 2, mean <= 0.103. The taps of a bicubic output pixel have
+// sum(|w|) < 1.3, so a decoder error e moves a resampled value by at most
+// about 1.3 e + 1 (rounding), and the mean stays near the decoder's mean.
+// Bounds: the worst measured max plus one level, twice the worst measured
+// mean. A real resampling or colour bug moves values by tens of levels, and
+// the PNG cases pin the whole pipeline to exact equality anyway.
 constexpr int kJpegDecodeMaxDiff = 4;
 constexpr double kJpegDecodeMeanDiff = 0.2;
 constexpr int kJpegResizedMaxDiff = 3;
-constexpr double kJpegResizedMeanDiff = 0.1;
+constexpr double kJpegResizedMeanDiff = 0.2;
 
 TEST(ImagePreprocessGolden, MatchesTransformersPilProcessors) {
   const Golden& g = LoadGolden();

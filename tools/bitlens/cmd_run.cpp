@@ -25,6 +25,7 @@ struct RunArgs {
   float repeat_penalty = 1.0f;
   uint64_t seed = 0;
   int64_t max_context = 4096;
+  int64_t prefill_batch = 0;
   size_t threads = 0;
   bool chat = false;
   bool no_chat = false;
@@ -41,6 +42,7 @@ Status Run(const RunArgs& a) {
   }
   SessionOptions session_options;
   session_options.max_context = a.max_context;
+  session_options.max_batch = a.prefill_batch;
   BL_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Create(*model, session_options));
   const ChatMode chat = a.chat ? ChatMode::kOn : a.no_chat ? ChatMode::kOff : ChatMode::kAuto;
   BL_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, session->TokenizePrompt(a.prompt, image.has_value(), chat));
@@ -76,6 +78,7 @@ void AddRunCommand(CLI::App& app, Status* result) {
   cmd->add_option("--repeat-penalty", a->repeat_penalty, "Repetition penalty; 1 = off");
   cmd->add_option("--seed", a->seed, "Random seed for sampling");
   cmd->add_option("--max-context", a->max_context, "Context positions at most (KV cache size)");
+  cmd->add_option("--prefill-batch", a->prefill_batch, "Prompt rows per forward; 0 = the whole prompt at once");
   cmd->add_option("--threads", a->threads, "Worker threads; 0 = all cores");
   cmd->add_option("--stop", a->stop, "Stop string (repeatable)");
   cmd->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template");
