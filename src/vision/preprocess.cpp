@@ -66,17 +66,15 @@ Result<Image> ResizeAndCropImage(const Image& image, const ImageProcessorConfig&
       image.rgb.size() != static_cast<size_t>(image.width) * image.height * 3) {
     return InvalidArgument("preprocess: the image is empty or its pixel buffer does not match its size");
   }
-  Image out = image;
-  if (config.do_resize) {
-    BL_ASSIGN_OR_RETURN(const ImageSize size, ResizeOutputSize({image.height, image.width}, config));
-    BL_ASSIGN_OR_RETURN(out, ResizePil(image, size.width, size.height, config.resample));
+  if (config.do_center_crop && (config.crop_height <= 0 || config.crop_width <= 0)) {
+    return InvalidArgument("preprocess: do_center_crop without a crop size");
   }
-  if (config.do_center_crop) {
-    if (config.crop_height <= 0 || config.crop_width <= 0) {
-      return InvalidArgument("preprocess: do_center_crop without a crop size");
-    }
-    out = CenterCropImage(out, config.crop_height, config.crop_width);
+  if (!config.do_resize) {
+    return config.do_center_crop ? CenterCropImage(image, config.crop_height, config.crop_width) : image;
   }
+  BL_ASSIGN_OR_RETURN(const ImageSize size, ResizeOutputSize({image.height, image.width}, config));
+  BL_ASSIGN_OR_RETURN(Image out, ResizePil(image, size.width, size.height, config.resample));
+  if (config.do_center_crop) out = CenterCropImage(out, config.crop_height, config.crop_width);
   return out;
 }
 
