@@ -83,7 +83,8 @@ Result<BpeModel> BpeModel::Build(std::vector<std::pair<std::string, int32_t>> vo
   m.merges_.reserve(merges.size());
   std::string merged;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [a, b] = merges[rank];
+    const std::string& a = merges[rank].first;
+    const std::string& b = merges[rank].second;
     auto at = [&] { return where + ".merges[" + std::to_string(rank) + "] ('" + a + " " + b + "')"; };
     auto ia = m.vocab_.find(a);
     if (ia == m.vocab_.end()) return InvalidArgument(at() + ": token '" + a + "' is not in the vocab");

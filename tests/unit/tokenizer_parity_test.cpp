@@ -156,13 +156,62 @@ INSTANTIATE_TEST_SUITE_P(RealTokenizers, TokenizerParity,
                                            Case{"tiny-spm", "tiny-spm", true},
                                            Case{"tiny-spm-model", "tiny-spm-model", true},
                                            Case{"tiny-bytelevel", "tiny-bytelevel", true},
-                                           Case{"tiny-metaspace", "tiny-metaspace", true}),
+                                           Case{"tiny-metaspace", "tiny-metaspace", true},
+                                           Case{"tiny-splits", "tiny-splits", true}),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            std::string n = info.param.name;
                            for (char& ch : n)
                              if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;
                          });
+
+// llama.cpp's tokenizer test vectors for the Llama SentencePiece vocabulary
+// (edge cases of spaces, newlines and tabs), checked through both the
+// Llama-style tokenizer.json and the tokenizer.model.
+TEST(TokenizerLlamaCppVectors, LlamaSpmThroughJsonAndModel) {
+  BL_REQUIRE_TEST_DATA(inp_path, "tokenizers/llamacpp-vectors/ggml-vocab-llama-spm.gguf.inp");
+  BL_REQUIRE_TEST_DATA(out_path, "tokenizers/llamacpp-vectors/ggml-vocab-llama-spm.gguf.out");
+  const std::string inp = ReadAll(inp_path);
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  std::vector<std::string> texts;
+  for (size_t pos = 0;;) {
+    const size_t next = inp.find(sep, pos);
+    if (next == std::string::npos) {
+      texts.push_back(inp.substr(pos));
+      break;
+    }
+    texts.push_back(inp.substr(pos, next - pos));
+    pos = next + sep.size();
+  }
+  std::vector<std::string> outs;
+  {
+    std::string all = ReadAll(out_path);
+    size_t pos = 0;
+    while (pos <= all.size() && outs.size() < texts.size()) {
+      size_t end = all.find('\n', pos);
+      if (end == std::string::npos) end = all.size();
+      outs.push_back(all.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  }
+  ASSERT_EQ(texts.size(), outs.size());
+  ASSERT_GT(texts.size(), 40u);
+  for (const char* rel : {"tokenizers/llava-1.5", "tokenizers/llama2-spm"}) {
+    BL_REQUIRE_TEST_DATA(dir, rel);
+    auto tok = Tokenizer::Load(dir);
+    ASSERT_TRUE(tok.ok()) << tok.status().message();
+    int mismatches = 0;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const auto want = ParseIds(outs[i]);
+      const auto got = (*tok)->Encode(texts[i], false);
+      if (got != want && mismatches++ == 0) {
+        ADD_FAILURE() << rel << ": vector " << i << " '" << texts[i] << "'\n  llama.cpp: [" << Join(want)
+                      << "]\n  bitlens:   [" << Join(got) << "]";
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << rel << ": " << mismatches << " of " << texts.size() << " vectors differ";
+  }
+}
 
 }  // namespace
 }  // namespace bitlens
