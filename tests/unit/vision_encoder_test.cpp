@@ -3,6 +3,7 @@
 // one-line errors for bad checkpoints and bad pixel_values.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -461,9 +462,12 @@ TEST(VisionEncoder, UnknownActivationIsUnsupported) {
 // Checkpoints written by `bitlens synth` (both towers, both name layouts)
 // load and give finite features of the advertised size.
 TEST(VisionEncoder, EncodesSynthesizedTinyLlava) {
+  // RunCli starts from a fresh ScratchDir(), so the models live beside it.
+  const std::string models = testing::ScratchDir() + "-models";
+  std::filesystem::create_directories(models);
   for (const char* family : {"llava", "llava-siglip"}) {
     for (const char* layout : {"v4", "v5"}) {
-      const std::string dir = testing::ScratchDir() + "/" + family + "-" + layout;
+      const std::string dir = models + "/" + family + "-" + layout;
       const testing::CliResult r = testing::RunCli(std::string("synth --family ") + family +
                                                    " --preset tiny --layout " + layout + " -o " + dir);
       ASSERT_EQ(r.exit_code, 0) << r.err;
