@@ -156,7 +156,70 @@ class Reader : public nlohmann::json_sax<Json> {
   std::string error_;
 };
 
+// vocab.json: {"token": id, ...} and nothing else.
+class VocabReader : public nlohmann::json_sax<Json> {
+ public:
+  explicit VocabReader(std::vector<std::pair<std::string, int32_t>>* out) : out_(out) {}
+  const std::string& error() const { return error_; }
+
+  bool null() override { return Fail("expected an integer id, got null"); }
+  bool boolean(bool) override { return Fail("expected an integer id, got a boolean"); }
+  bool number_integer(number_integer_t v) override { return Id(v); }
+  bool number_unsigned(number_unsigned_t v) override {
+    return Id(v > static_cast<number_unsigned_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(v));
+  }
+  bool number_float(number_float_t, const string_t&) override { return Fail("expected an integer id, got a number"); }
+  bool string(string_t&) override { return Fail("expected an integer id, got a string"); }
+  bool binary(binary_t&) override { return Fail("unexpected binary value"); }
+  bool key(string_t& k) override {
+    key_ = std::move(k);
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    if (depth_++ != 0) return Fail("expected an integer id, got an object");
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    return Fail(depth_ == 0 ? "expected an object of token -> id" : "expected an integer id, got an array");
+  }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception&) override {
+    if (error_.empty()) error_ = "not valid JSON (syntax error at byte " + std::to_string(position) + ")";
+    return false;
+  }
+
+ private:
+  bool Fail(const std::string& what) {
+    if (error_.empty()) error_ = depth_ == 0 ? "expected an object of token -> id" : "'" + key_ + "': " + what;
+    return false;
+  }
+  bool Id(int64_t v) {
+    if (depth_ == 0) return Fail("");
+    if (v < 0 || v > INT32_MAX) return Fail("id " + std::to_string(v) + " is out of range");
+    out_->emplace_back(std::move(key_), static_cast<int32_t>(v));
+    return true;
+  }
+
+  std::vector<std::pair<std::string, int32_t>>* out_;
+  std::string key_;
+  int depth_ = 0;
+  std::string error_;
+};
+
 }  // namespace
+
+Result<std::vector<std::pair<std::string, int32_t>>> ReadVocabJson(const std::string& text, const std::string& file) {
+  std::vector<std::pair<std::string, int32_t>> vocab;
+  VocabReader reader(&vocab);
+  if (!Json::sax_parse(text, &reader, nlohmann::json::input_format_t::json, /*strict=*/true)) {
+    return InvalidArgument(file + ": " + (reader.error().empty() ? std::string("not valid JSON") : reader.error()));
+  }
+  return vocab;
+}
 
 Result<TokenizerJsonContents> ReadTokenizerJson(const std::string& text, const std::string& file) {
   TokenizerJsonContents out;

@@ -25,4 +25,7 @@ struct TokenizerJsonContents {
 // Parses `text`; errors name `file` and the field ("model.vocab['a']").
 Result<TokenizerJsonContents> ReadTokenizerJson(const std::string& text, const std::string& file);
 
+// A vocab.json: one object of token -> id, read without a DOM.
+Result<std::vector<std::pair<std::string, int32_t>>> ReadVocabJson(const std::string& text, const std::string& file);
+
 }  // namespace bitlens

@@ -6,6 +6,7 @@
 
 #include "base/mmap_file.h"
 #include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/tokenizer_json_sax.h"
 
 namespace bitlens {
 namespace {
@@ -64,16 +65,7 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromVocabMerges(const std::s
   const std::string vocab_path = dir + "/vocab.json";
   const std::string merges_path = dir + "/merges.txt";
   BL_ASSIGN_OR_RETURN(const std::string vocab_text, ReadTextFile(vocab_path));
-  BL_ASSIGN_OR_RETURN(const Json vocab_json, json_fields::Parse(vocab_text, vocab_path));
-  if (!vocab_json.is_object()) return Bad(vocab_path, "expected an object of token -> id");
-  std::vector<std::pair<std::string, int32_t>> vocab;
-  vocab.reserve(vocab_json.size());
-  for (auto it = vocab_json.begin(); it != vocab_json.end(); ++it) {
-    if (!it.value().is_number_integer()) return Bad(vocab_path + ": '" + it.key() + "'", "expected an integer id");
-    const int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id > INT32_MAX) return Bad(vocab_path + ": '" + it.key() + "'", "id out of range");
-    vocab.emplace_back(it.key(), static_cast<int32_t>(id));
-  }
+  BL_ASSIGN_OR_RETURN(auto vocab, ReadVocabJson(vocab_text, vocab_path));
   BL_ASSIGN_OR_RETURN(const std::string merges_text, ReadTextFile(merges_path));
   BL_ASSIGN_OR_RETURN(const auto merges, ParseMergesTxt(merges_text, merges_path));
 

@@ -193,10 +193,36 @@ def make_tiny_metaspace(out_dir, corpus):
     tok.save(os.path.join(out_dir, "tokenizer.json"))
 
 
+def make_tiny_splits(out_dir, corpus):
+    """Byte-level BPE behind the less common split behaviours (string and regex
+    patterns, MergedWithPrevious / MergedWithNext / Contiguous / Removed,
+    invert, WhitespaceSplit) and ByteLevel with add_prefix_space."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.Replace(Regex(r"[ ]{3,}"), "  ")
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split("-", behavior="merged_with_previous"),
+        pre_tokenizers.Split(Regex(r"[.,;:]"), behavior="merged_with_next"),
+        pre_tokenizers.Split(Regex(r"\p{N}"), behavior="contiguous"),
+        pre_tokenizers.Split(Regex(r"\p{L}+|[^\p{L}]+"), behavior="removed", invert=True),
+        pre_tokenizers.Split(Regex(r"\t"), behavior="removed"),
+        pre_tokenizers.WhitespaceSplit(),
+        pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=450, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<|endoftext|>"], show_progress=False)
+    tok.train_from_iterator(training_lines(corpus), trainer)
+    tok.add_special_tokens([AddedToken("<image>", normalized=False)])
+    os.makedirs(out_dir, exist_ok=True)
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+
+
 TINY = [
     ("tiny-spm", make_tiny_spm),
     ("tiny-bytelevel", make_tiny_bytelevel),
     ("tiny-metaspace", make_tiny_metaspace),
+    ("tiny-splits", make_tiny_splits),
 ]
 
 TOKENIZERS = [
@@ -211,6 +237,7 @@ TOKENIZERS = [
     ("tiny-spm-model", "golden:tiny-spm-model/tokenizer.model", lambda p: Spm(p)),
     ("tiny-bytelevel", "golden:tiny-bytelevel/tokenizer.json", lambda p: HfJson(p)),
     ("tiny-metaspace", "golden:tiny-metaspace/tokenizer.json", lambda p: HfJson(p)),
+    ("tiny-splits", "golden:tiny-splits/tokenizer.json", lambda p: HfJson(p)),
 ]
 
 

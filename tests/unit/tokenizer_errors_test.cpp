@@ -214,6 +214,22 @@ TEST(TokenizerErrors, BadMergesTxtLine) {
       << r.status().message();
 }
 
+TEST(TokenizerErrors, BadVocabJson) {
+  const std::string dir = testing::ScratchDir();
+  WriteFile(dir + "/merges.txt", "#version: 0.2\n");
+  WriteFile(dir + "/vocab.json", R"({"a": 0, "b": "one"})");
+  auto r = Tokenizer::Load(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("vocab.json: 'b': expected an integer id, got a string"), std::string::npos)
+      << r.status().message();
+  WriteFile(dir + "/vocab.json", R"(["a", "b"])");
+  r = Tokenizer::Load(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("vocab.json: expected an object of token -> id"), std::string::npos)
+      << r.status().message();
+}
+
 TEST(TokenizerErrors, CorruptSentencePieceModel) {
   const std::string dir = testing::ScratchDir();
   WriteFile(dir + "/tokenizer.model", "this is not a protobuf");

@@ -156,13 +156,88 @@ INSTANTIATE_TEST_SUITE_P(RealTokenizers, TokenizerParity,
                                            Case{"tiny-spm", "tiny-spm", true},
                                            Case{"tiny-spm-model", "tiny-spm-model", true},
                                            Case{"tiny-bytelevel", "tiny-bytelevel", true},
-                                           Case{"tiny-metaspace", "tiny-metaspace", true}),
+                                           Case{"tiny-metaspace", "tiny-metaspace", true},
+                                           Case{"tiny-splits", "tiny-splits", true}),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            std::string n = info.param.name;
                            for (char& ch : n)
                              if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;
                          });
+
+// The same checkpoint read through its tokenizer.model (libsentencepiece plus
+// the added tokens of tokenizer_config.json) and through its tokenizer.json
+// must give the same ids and text, special-token strings included.
+TEST(TokenizerSpmModel, AgreesWithTheCheckpointsTokenizerJson) {
+  BL_REQUIRE_TEST_DATA(model, "tokenizers/llava-1.5/tokenizer.model");
+  BL_REQUIRE_TEST_DATA(json, "tokenizers/llava-1.5/tokenizer.json");
+  auto spm = Tokenizer::Load(model);
+  ASSERT_TRUE(spm.ok()) << spm.status().message();
+  auto bpe = Tokenizer::Load(json);
+  ASSERT_TRUE(bpe.ok()) << bpe.status().message();
+  EXPECT_EQ((*spm)->bos_id(), (*bpe)->bos_id());
+  EXPECT_EQ((*spm)->eos_ids(), (*bpe)->eos_ids());
+  EXPECT_EQ((*spm)->vocab_size(), (*bpe)->vocab_size());
+  EXPECT_EQ((*spm)->TokenId("<image>"), 32000);
+  int mismatches = 0;
+  for (const auto& line : Corpus()) {
+    const auto a = (*spm)->Encode(line, true);
+    const auto b = (*bpe)->Encode(line, true);
+    if ((a != b || (*spm)->Decode(a) != (*bpe)->Decode(b)) && mismatches++ == 0) {
+      ADD_FAILURE() << "'" << line << "'\n  tokenizer.model: [" << Join(a) << "] '" << (*spm)->Decode(a)
+                    << "'\n  tokenizer.json:  [" << Join(b) << "] '" << (*bpe)->Decode(b) << "'";
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+// llama.cpp's tokenizer test vectors for the Llama SentencePiece vocabulary
+// (edge cases of spaces, newlines and tabs), checked through both the
+// Llama-style tokenizer.json and the tokenizer.model.
+TEST(TokenizerLlamaCppVectors, LlamaSpmThroughJsonAndModel) {
+  BL_REQUIRE_TEST_DATA(inp_path, "tokenizers/llamacpp-vectors/ggml-vocab-llama-spm.gguf.inp");
+  BL_REQUIRE_TEST_DATA(out_path, "tokenizers/llamacpp-vectors/ggml-vocab-llama-spm.gguf.out");
+  const std::string inp = ReadAll(inp_path);
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  std::vector<std::string> texts;
+  for (size_t pos = 0;;) {
+    const size_t next = inp.find(sep, pos);
+    if (next == std::string::npos) {
+      texts.push_back(inp.substr(pos));
+      break;
+    }
+    texts.push_back(inp.substr(pos, next - pos));
+    pos = next + sep.size();
+  }
+  std::vector<std::string> outs;
+  {
+    std::string all = ReadAll(out_path);
+    size_t pos = 0;
+    while (pos <= all.size() && outs.size() < texts.size()) {
+      size_t end = all.find('\n', pos);
+      if (end == std::string::npos) end = all.size();
+      outs.push_back(all.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  }
+  ASSERT_EQ(texts.size(), outs.size());
+  ASSERT_GT(texts.size(), 40u);
+  for (const char* rel : {"tokenizers/llava-1.5", "tokenizers/llama2-spm"}) {
+    BL_REQUIRE_TEST_DATA(dir, rel);
+    auto tok = Tokenizer::Load(dir);
+    ASSERT_TRUE(tok.ok()) << tok.status().message();
+    int mismatches = 0;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const auto want = ParseIds(outs[i]);
+      const auto got = (*tok)->Encode(texts[i], false);
+      if (got != want && mismatches++ == 0) {
+        ADD_FAILURE() << rel << ": vector " << i << " '" << texts[i] << "'\n  llama.cpp: [" << Join(want)
+                      << "]\n  bitlens:   [" << Join(got) << "]";
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << rel << ": " << mismatches << " of " << texts.size() << " vectors differ";
+  }
+}
 
 }  // namespace
 }  // namespace bitlens
