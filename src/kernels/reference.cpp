@@ -26,19 +26,27 @@ float WeightAt(const WeightView& w, int64_t row, int64_t col) {
   }
 }
 
+// In double, in forms without cancellation (erfc, x * sigmoid(t) with
+// exp(-|t|)), so the reference is accurate to f32 rounding for every x.
+double XSigmoid(double x, double t) {
+  const double e = std::exp(-std::fabs(t));
+  return t >= 0 ? x / (1.0 + e) : x * e / (1.0 + e);
+}
+
 float ActivateScalar(Activation act, float x) {
+  const double xd = x;
   switch (act) {
     case Activation::kSilu:
-      return x / (1.0f + std::exp(-x));
+      return static_cast<float>(XSigmoid(xd, xd));
     case Activation::kGelu:
-      return static_cast<float>(0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))));
+      return static_cast<float>(0.5 * xd * std::erfc(-xd / std::sqrt(2.0)));  // = 0.5 x (1 + erf(x / sqrt2))
     case Activation::kGeluTanh: {
-      const double xd = x;
-      const double inner = std::sqrt(2.0 / M_PI) * (xd + 0.044715 * xd * xd * xd);
-      return static_cast<float>(0.5 * xd * (1.0 + std::tanh(inner)));
+      // 0.5 x (1 + tanh(a)) = x * sigmoid(2a)
+      const double a = std::sqrt(2.0 / M_PI) * (xd + 0.044715 * xd * xd * xd);
+      return static_cast<float>(XSigmoid(xd, 2.0 * a));
     }
     case Activation::kQuickGelu:
-      return static_cast<float>(x / (1.0 + std::exp(-1.702 * static_cast<double>(x))));
+      return static_cast<float>(XSigmoid(xd, 1.702 * xd));
     case Activation::kRelu:
       return x > 0.0f ? x : 0.0f;
   }

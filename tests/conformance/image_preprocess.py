@@ -60,8 +60,21 @@ def siglip(h, w, resample=3):
             "rescale_factor": 0.00392156862745098, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
 
 
-def write_png_raw(path, arr, color_type, bit_depth):
-    """Minimal PNG writer for what Pillow cannot write (16-bit RGB)."""
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def write_png_raw(path, arr, color_type, bit_depth, interlace=False):
+    """Minimal PNG writer for what Pillow cannot write (16-bit RGB, 4-bit
+    grey, Adam7 interlacing); every row uses filter type 0."""
+    if interlace:
+        passes = [arr[y0::dy, x0::dx] for x0, y0, dx, dy in ADAM7]
+        raw = b"".join(png_rows(p, bit_depth) for p in passes if p.shape[0] and p.shape[1])
+    else:
+        raw = png_rows(arr, bit_depth)
+    write_png_chunks(path, arr.shape[1], arr.shape[0], bit_depth, color_type, int(interlace), raw)
+
+
+def png_rows(arr, bit_depth):
     h, w = arr.shape[:2]
     if bit_depth < 8:  # greyscale or palette indices, packed MSB first
         per = 8 // bit_depth
@@ -75,11 +88,14 @@ def write_png_raw(path, arr, color_type, bit_depth):
     else:
         dt = ">u2" if bit_depth == 16 else "u1"
         raw = b"".join(b"\x00" + np.ascontiguousarray(arr[y]).astype(dt).tobytes() for y in range(h))
+    return raw
 
+
+def write_png_chunks(path, w, h, bit_depth, color_type, interlace, raw):
     def chunk(tag, data):
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
-    ihdr = struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, interlace)
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
@@ -106,6 +122,11 @@ def make_inputs():
     write_png_raw(os.path.join(INPUTS, "grey4.png"), ((x + 2 * y) % 16).astype(np.uint8), 0, 4)
     Image.fromarray(((x * 3 + y * 5) % 7) < 3).save(os.path.join(INPUTS, "bilevel.png"))
     pal.save(os.path.join(INPUTS, "palette4.png"), bits=4)
+    rgba16 = np.stack([x * 1771, y * 2833, (x * y * 97) % 65536, (x + y) * 65535 // (w + h - 2)], -1).astype(np.uint16)
+    write_png_raw(os.path.join(INPUTS, "rgba16.png"), rgba16, 6, 16)
+    write_png_raw(os.path.join(INPUTS, "grey_alpha16.png"), rgba16[..., 2:], 4, 16)
+    write_png_raw(os.path.join(INPUTS, "interlaced_rgb.png"), np.stack([r, g, b], -1), 2, 8, interlace=True)
+    write_png_raw(os.path.join(INPUTS, "interlaced_rgba.png"), np.stack([r, g, b, a], -1), 6, 8, interlace=True)
 
 
 def make_jpeg_inputs(data):
@@ -170,7 +191,8 @@ def cases():
         out.append((f"siglip_{name}_37x29_coffee", d + "coffee.png", siglip(37, 29, resample=res)))
     # Upscaling (inputs are 37x23) and every transparency/bit-depth branch.
     for img in ["rgba.png", "grey_alpha.png", "palette_trns.png", "grey16.png", "rgb16.png", "grey4.png",
-                "bilevel.png", "palette4.png"]:
+                "bilevel.png", "palette4.png", "rgba16.png", "grey_alpha16.png", "interlaced_rgb.png",
+                "interlaced_rgba.png"]:
         out.append(("clip64_" + img.split(".")[0], g + img, clip(64, (64, 64))))
     out.append(("siglip_upscale_71x53_rgba", g + "rgba.png", siglip(71, 53)))
     out.append(("clip64_progressive_jpeg", g + "progressive.jpg", clip(64, (64, 64))))
