@@ -78,6 +78,9 @@ Status RunSynth(const SynthFlags& flags) {
   if (flags.dry_run) return DryRun(options, flags.json);
   if (options.output_dir.empty()) return InvalidArgument("synth needs -o DIR (or --dry-run)");
 
+  BL_ASSIGN_OR_RETURN(SynthPreset preset, FindSynthPreset(options.family, options.preset));
+  std::printf("synth %s: %s\n", preset.name.c_str(), preset.note.c_str());
+  std::fflush(stdout);
   g_interrupted.store(false);
   auto old_int = std::signal(SIGINT, OnInterrupt);
   auto old_term = std::signal(SIGTERM, OnInterrupt);
