@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
@@ -56,7 +57,8 @@ class TensorFiller {
                SynthProgress* progress) {
     NormalStream stream(seed, spec.name);
     const size_t count = static_cast<size_t>(NumElements(spec.shape));
-    for (size_t done = 0; done < count || count == 0;) {
+    if (count == 0) return writer->WritePart(nullptr, 0);  // completes a zero-size tensor
+    for (size_t done = 0; done < count;) {
       if (IsCancelled(options)) return Cancelled("interrupted");
       const size_t n = std::min(kChunkElements, count - done);
       switch (spec.init) {
@@ -82,7 +84,6 @@ class TensorFiller {
       if (options.on_progress && (before / kProgressEveryBytes != progress->bytes_done / kProgressEveryBytes)) {
         options.on_progress(*progress);
       }
-      if (count == 0) break;
     }
     return Status::Ok();
   }
@@ -181,14 +182,10 @@ std::optional<DType> SynthDTypeFromName(const std::string& name) {
 }
 
 Result<uint64_t> ParseByteSize(const std::string& text) {
-  size_t pos = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &pos);
-  } catch (...) {
-    return InvalidArgument("'" + text + "' is not a size (e.g. 2GB, 500MB, 1GiB)");
-  }
-  std::string unit = text.substr(pos);
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end == text.c_str()) return InvalidArgument("'" + text + "' is not a size (e.g. 2GB, 500MB, 1GiB)");
+  const std::string unit(end);
   double scale = 1;
   if (unit.empty() || unit == "B") scale = 1;
   else if (unit == "KB") scale = 1e3;
