@@ -303,8 +303,7 @@ def chat_goldens(data):
     # special tokens), where the shared data has that tokenizer.
     from tokenizers import Tokenizer
     family_tokenizers = {"llava15": "tokenizers/llava-1.5/tokenizer.json",
-                         "smolvlm": "tokenizers/smolvlm/tokenizer.json",
-                         "phi4": "tokenizers/o200k/tokenizer.json"}
+                         "smolvlm": "tokenizers/smolvlm/tokenizer.json"}
     loaded = {f: Tokenizer.from_file(os.path.join(data, p)) for f, p in family_tokenizers.items()}
     out = []
     for f, it, t, h, e in cases:

@@ -67,7 +67,7 @@ TEST(TokenizerChatTemplate, FormattedPromptsEncodeLikeHf) {
     EXPECT_EQ(got, c["ids"].get<std::vector<int32_t>>()) << c["family"] << ": '" << c["expected"] << "'";
     ++checked;
   }
-  EXPECT_GE(checked, 8);
+  EXPECT_GE(checked, 6);
 }
 
 TEST(TokenizerChatTemplate, FamilyFromModelTypeAndSpecialTokens) {
