@@ -79,7 +79,8 @@ std::string FirstBytes(const uint8_t* data, size_t size) {
 //  - a scan that selects a Huffman table no DHT has defined makes stb 2.27
 //    decode with uninitialized tables (wild reads), so it is refused here
 //    too. (Motion-JPEG frames that rely on the standard tables are thereby
-//    unsupported.)
+//    unsupported.) Likewise a component whose quantization table was never
+//    defined (stb would dequantize with uninitialized memory);
 //  - a file whose entropy-coded data is too short for its declared size
 //    (every 8x8 block of the full-resolution component costs at least one
 //    bit) would make stb fill megapixels from nothing: a few hundred bytes
@@ -87,7 +88,8 @@ std::string FirstBytes(const uint8_t* data, size_t size) {
 // `*width`/`*height` receive the frame size of the first SOF segment.
 std::string CheckJpegStructure(const uint8_t* d, size_t n, int* width, int* height) {
   size_t i = 2;  // after SOI
-  unsigned defined_dc = 0, defined_ac = 0;  // bit t: table id t (0..3) has been defined
+  unsigned defined_dc = 0, defined_ac = 0, defined_q = 0;  // bit t: table id t (0..3) has been defined
+  unsigned used_q = 0;                                      // quantization tables the frame's components name
   bool progressive = false;
   uint64_t entropy_bytes = 0;
   while (i + 1 < n) {
@@ -112,6 +114,24 @@ std::string CheckJpegStructure(const uint8_t* d, size_t n, int* width, int* heig
       *height = (d[i + 3] << 8) | d[i + 4];
       *width = (d[i + 5] << 8) | d[i + 6];
       progressive = m == 0xc2 || m == 0xc6 || m == 0xca || m == 0xce;
+      const size_t nf = len >= 8 ? d[i + 7] : 0;
+      if (len < 8 + 3 * nf) return "corrupt JPEG (frame header shorter than its component list)";
+      for (size_t c = 0; c < nf; ++c) {
+        const int tq = d[i + 10 + 3 * c];
+        if (tq > 3) return "corrupt JPEG (bad quantization table id)";
+        used_q |= 1u << tq;
+      }
+    }
+    if (m == 0xdb) {  // DQT: one or more (precision/id, 64 or 128 bytes) tables
+      size_t t = i + 2;
+      const size_t end = i + len;
+      while (t < end) {
+        const int precision = d[t] >> 4, id = d[t] & 15;
+        if (precision > 1 || id > 3) return "corrupt JPEG (bad quantization table precision or id)";
+        defined_q |= 1u << id;
+        t += 1 + 64 * (precision + 1);
+      }
+      if (t != end) return "corrupt JPEG (quantization table segment length mismatch)";
     }
     if (m == 0xc4) {  // DHT: one or more (class/id, 16 counts, symbols) tables
       size_t t = i + 2;
@@ -131,6 +151,7 @@ std::string CheckJpegStructure(const uint8_t* d, size_t n, int* width, int* heig
     if (m == 0xda) {  // SOS: Ns, Ns x (component, DC/AC table ids), Ss, Se, Ah/Al
       const size_t ns = len >= 3 ? d[i + 2] : 0;
       if (ns < 1 || ns > 4 || len != 6 + 2 * ns) return "corrupt JPEG (bad scan header)";
+      if ((used_q & ~defined_q) != 0) return "corrupt JPEG (a component uses a quantization table that was never defined)";
       const int ss = d[i + 3 + 2 * ns], ah = d[i + 5 + 2 * ns] >> 4;
       // Baseline scans use both tables; progressive DC scans (Ss = 0) use the
       // DC table on the first pass only, AC scans only the AC table.
