@@ -5,9 +5,10 @@ transformers v5 has no separate "slow" classes; the PIL backend classes
 CLIPImageProcessorPil and SiglipImageProcessorPil are the former slow
 processors (PIL Image.resize, numpy crop/rescale/normalize), which is what
 `use_fast=False` selects (checked at start: AutoImageProcessor with
-use_fast=False on the LLaVA-1.5 config is CLIPImageProcessorPil). This script runs them on the shared test images and
-on a few small synthetic PNGs it writes itself (alpha, palette transparency,
-16-bit), and stores per case:
+use_fast=False on the LLaVA-1.5 config is CLIPImageProcessorPil). This
+script runs them on the shared test images and on small synthetic PNGs and
+JPEGs it writes itself (alpha, palette transparency, 1/4/16-bit, interlaced,
+progressive, greyscale), and stores per case:
   <case>/resized_u8    U8  [H, W, 3]  the image after resize + center crop
   <case>/pixel_values  F32 [3, H, W]  the processor's output (the 336 case
                        and cases up to 48x64; to stay small the 64x64 cases
