@@ -20,14 +20,15 @@
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
 #define STBI_MAX_DIMENSIONS (1 << 24)  // stb's own backstop; the tighter bitlens limit is checked first
-// stb_image 2.27 lets its JPEG bit-buffer count go negative on corrupt
-// entropy-coded data and then shifts by more than 31 (undefined in C, masked
-// by the hardware: the image decodes to garbage, memory is untouched;
-// upstream 2.28 stops at "ran out of bits" instead). That shift is exempted
-// from UBSan in clang fuzz builds so the fuzzer can look for real memory
-// errors, which AddressSanitizer still reports.
+// Two stb_image 2.27 defects are undefined behaviour without memory access
+// out of bounds, and are exempted from UBSan in clang fuzz builds so that the
+// fuzzer keeps looking for real memory errors (AddressSanitizer still
+// reports those): on corrupt JPEG entropy data its bit counter goes negative
+// and it then shifts by more than 31 (the hardware masks the count: garbage
+// pixels; upstream 2.28 stops at "ran out of bits"), and an empty first IDAT
+// chunk makes it call memcpy(NULL, src, 0).
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((no_sanitize("shift"))), apply_to = function)
+#pragma clang attribute push(__attribute__((no_sanitize("shift", "nonnull-attribute"))), apply_to = function)
 #endif
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -229,9 +230,13 @@ inline uint8_t OverWhite(uint32_t c, uint32_t a) {
   return static_cast<uint8_t>((((t >> 8) + t) >> 8) >> 7);
 }
 
+// stb keeps its last failure reason per thread and not every failure sets
+// one, so the reason is cleared before each call and a missing one said so.
+void ClearStbReason() { stbi__g_failure_reason = nullptr; }
+
 std::string StbReason() {
   const char* r = stbi_failure_reason();
-  return r ? r : "unknown error";
+  return r && *r ? std::string("stb_image: ") + r : "stb_image gave no reason";
 }
 
 }  // namespace
@@ -284,6 +289,7 @@ Result<Image> DecodeImageMemory(const uint8_t* data, size_t size, const std::str
   }
 
   int w = 0, h = 0, comp = 0;
+  ClearStbReason();
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
     return InvalidArgument(source + ": corrupt or unsupported " + kind + " header (" + StbReason() + ")");
   }
@@ -301,6 +307,7 @@ Result<Image> DecodeImageMemory(const uint8_t* data, size_t size, const std::str
     // 16-bit greyscale opens in Pillow as mode "I;16", and its conversion to
     // RGB saturates at 255 instead of keeping the high byte.
     int w2, h2, c2;
+    ClearStbReason();
     stbi_us* px = stbi_load_16_from_memory(data, len, &w2, &h2, &c2, 1);
     if (px == nullptr) {
       return InvalidArgument(source + ": corrupt PNG (" + StbReason() + ")");
@@ -320,6 +327,7 @@ Result<Image> DecodeImageMemory(const uint8_t* data, size_t size, const std::str
   // "RGB;16B"/"RGBA;16B"/"LA;16B" unpackers do.
   const int want = format == Format::kPng ? 4 : 3;
   int w2, h2, c2;
+  ClearStbReason();
   stbi_uc* px = stbi_load_from_memory(data, len, &w2, &h2, &c2, want);
   if (px == nullptr) {
     return InvalidArgument(source + ": corrupt " + std::string(kind) + " (" + StbReason() + ")");
