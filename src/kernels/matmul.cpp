@@ -174,9 +174,6 @@ HWY_INLINE void TileRowTail(int64_t rows, const float* x, const WT* w, int64_t k
   if (rows == 1) Tile<1, NR>(x, w, k, n, bias, o, y);
 }
 
-// Prefill: x rows [0, m) against weight rows [o_begin, o_end). x is taken in
-// blocks small enough to stay in L2 while the NR weight rows (in L1) meet
-// every row of the block.
 // Prefill tile: 4 x rows × kGemmNR weight rows. Targets with 32 vector
 // registers (AVX-512, NEON, SVE) hold a 4×4 tile of accumulators plus the
 // operands; 16-register targets (AVX2, SSE) use 4×2 to avoid spilling.
@@ -186,12 +183,15 @@ constexpr int kGemmNR = 4;
 constexpr int kGemmNR = 2;
 #endif
 
+// Prefill: x rows [0, m) against weight rows [o_begin, o_end). x is taken in
+// blocks small enough to stay in L2 while the NR weight rows (in L1) meet
+// every row of the block.
 template <class WT>
 void GemmRows(const float* x, int64_t m, const WT* w, int64_t k, int64_t n, const float* bias, int64_t o_begin,
               int64_t o_end, float* y) {
   constexpr int MR = 4, NR = kGemmNR;
   constexpr int64_t kBlockBytes = 256 * 1024;
-  const int64_t block_rows = std::max<int64_t>(MR, std::min<int64_t>(64, kBlockBytes / (4 * k)) / MR * MR);
+  const int64_t block_rows = std::max<int64_t>(MR, std::min<int64_t>(64, kBlockBytes / (4 * std::max<int64_t>(k, 1))) / MR * MR);
   for (int64_t r0 = 0; r0 < m; r0 += block_rows) {
     const int64_t r1 = std::min(m, r0 + block_rows);
     int64_t o = o_begin;

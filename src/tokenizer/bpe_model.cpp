@@ -55,59 +55,133 @@ Result<BpeModel> BpeModel::Build(std::vector<std::pair<std::string, int32_t>> vo
     m.id_to_token_[id] = std::move(token);
     m.has_token_[id] = true;
   }
-  m.vocab_.reserve(vocab.size());
+  size_t capacity = 16;
+  while (capacity < vocab.size() * 2) capacity *= 2;
+  m.token_slots_.assign(capacity, TokenSlot{0, -1});
   const bool plain_chars = m.options_.continuing_subword_prefix.empty() && m.options_.end_of_word_suffix.empty();
+  if (plain_chars) m.bmp_char_ids_.assign(0x10000, -1);
   for (int32_t id = 0; id < static_cast<int32_t>(limit); ++id) {
     if (!m.has_token_[id]) continue;
+    m.InsertToken(id);
     const std::string& token = m.id_to_token_[id];
-    m.vocab_[token] = id;
     if (plain_chars) {
       const size_t n = utf8::ValidSequenceLength(token, 0);
-      if (n != 0 && n == token.size()) m.char_ids_[utf8::DecodeAt(token, 0, n)] = id;
+      if (n != 0 && n == token.size()) {
+        const uint32_t cp = utf8::DecodeAt(token, 0, n);
+        if (cp < 0x10000) {
+          m.bmp_char_ids_[cp] = id;
+        } else {
+          m.astral_char_ids_[cp] = id;
+        }
+      }
     }
   }
   m.byte_ids_.fill(-1);
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
-    if (auto it = m.vocab_.find(std::string_view(name)); it != m.vocab_.end()) m.byte_ids_[b] = it->second;
+    m.byte_ids_[b] = m.FindToken(name);
   }
   if (m.options_.unk_token) {
-    auto it = m.vocab_.find(*m.options_.unk_token);
-    if (it == m.vocab_.end()) {
+    m.unk_id_ = m.FindToken(*m.options_.unk_token);
+    if (m.unk_id_ < 0) {
       return InvalidArgument(where + ".unk_token: '" + *m.options_.unk_token + "' is not in the vocab");
     }
-    m.unk_id_ = it->second;
   }
   const size_t prefix_len = m.options_.continuing_subword_prefix.size();
-  m.merges_.reserve(merges.size());
+  size_t merge_capacity = 16;
+  while (merge_capacity < merges.size() * 2) merge_capacity *= 2;
+  m.merge_slots_.assign(merge_capacity, MergeSlot{kNoPair, 0, 0});
   std::string merged;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const std::string& a = merges[rank].first;
     const std::string& b = merges[rank].second;
     auto at = [&] { return where + ".merges[" + std::to_string(rank) + "] ('" + a + " " + b + "')"; };
-    auto ia = m.vocab_.find(a);
-    if (ia == m.vocab_.end()) return InvalidArgument(at() + ": token '" + a + "' is not in the vocab");
-    auto ib = m.vocab_.find(b);
-    if (ib == m.vocab_.end()) return InvalidArgument(at() + ": token '" + b + "' is not in the vocab");
+    const int32_t ia = m.FindToken(a);
+    if (ia < 0) return InvalidArgument(at() + ": token '" + a + "' is not in the vocab");
+    const int32_t ib = m.FindToken(b);
+    if (ib < 0) return InvalidArgument(at() + ": token '" + b + "' is not in the vocab");
     merged.assign(a);
     if (prefix_len != 0 && b.compare(0, prefix_len, m.options_.continuing_subword_prefix) == 0) {
       merged.append(b, prefix_len, std::string::npos);
     } else {
       merged += b;
     }
-    auto ir = m.vocab_.find(merged);
-    if (ir == m.vocab_.end()) return InvalidArgument(at() + ": the merged token '" + merged + "' is not in the vocab");
+    const int32_t ir = m.FindToken(merged);
+    if (ir < 0) return InvalidArgument(at() + ": the merged token '" + merged + "' is not in the vocab");
     // A later duplicate of a pair replaces the earlier one, as in HF.
-    m.merges_[PairKey(ia->second, ib->second)] = MergeRule{static_cast<int32_t>(rank), ir->second};
+    m.InsertMerge(PairKey(ia, ib), static_cast<int32_t>(rank), ir);
   }
   return m;
 }
 
+namespace {
+
+uint32_t HashToken(std::string_view s) {
+  // FNV-1a: short keys, cheap, and good enough with the power-of-two mask
+  // after a final avalanche.
+  uint32_t h = 2166136261u;
+  for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
+  h ^= h >> 15;
+  h *= 0x2c1b3c6dU;
+  h ^= h >> 12;
+  return h;
+}
+
+size_t HashPair(uint64_t pair) {
+  // splitmix64 finalizer
+  pair ^= pair >> 30;
+  pair *= 0xbf58476d1ce4e5b9ULL;
+  pair ^= pair >> 27;
+  pair *= 0x94d049bb133111ebULL;
+  pair ^= pair >> 31;
+  return static_cast<size_t>(pair);
+}
+
+}  // namespace
+
+int32_t BpeModel::FindToken(std::string_view token) const {
+  if (token_slots_.empty()) return -1;
+  const uint32_t h = HashToken(token);
+  const size_t mask = token_slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    const TokenSlot& slot = token_slots_[i];
+    if (slot.id < 0) return -1;
+    if (slot.hash == h && id_to_token_[slot.id] == token) return slot.id;
+  }
+}
+
+void BpeModel::InsertToken(int32_t id) {
+  const uint32_t h = HashToken(id_to_token_[id]);
+  const size_t mask = token_slots_.size() - 1;
+  size_t i = h & mask;
+  while (token_slots_[i].id >= 0) i = (i + 1) & mask;
+  token_slots_[i] = TokenSlot{h, id};
+}
+
+const BpeModel::MergeSlot* BpeModel::FindMerge(int32_t a, int32_t b) const {
+  if (merge_count_ == 0) return nullptr;
+  const uint64_t pair = PairKey(a, b);
+  const size_t mask = merge_slots_.size() - 1;
+  for (size_t i = HashPair(pair) & mask;; i = (i + 1) & mask) {
+    const MergeSlot& slot = merge_slots_[i];
+    if (slot.pair == pair) return &slot;
+    if (slot.pair == kNoPair) return nullptr;
+  }
+}
+
+void BpeModel::InsertMerge(uint64_t pair, int32_t rank, int32_t result_id) {
+  const size_t mask = merge_slots_.size() - 1;
+  size_t i = HashPair(pair) & mask;
+  while (merge_slots_[i].pair != kNoPair && merge_slots_[i].pair != pair) i = (i + 1) & mask;
+  if (merge_slots_[i].pair == kNoPair) ++merge_count_;
+  merge_slots_[i] = MergeSlot{pair, rank, result_id};
+}
+
 std::optional<int32_t> BpeModel::TokenToId(std::string_view token) const {
-  auto it = vocab_.find(token);
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
+  const int32_t id = FindToken(token);
+  if (id < 0) return std::nullopt;
+  return id;
 }
 
 const std::string* BpeModel::IdToToken(int32_t id) const {
@@ -118,22 +192,23 @@ const std::string* BpeModel::IdToToken(int32_t id) const {
 int32_t BpeModel::SymbolId(std::string_view ch, bool first, bool last) const {
   const Options& o = options_;
   if (o.continuing_subword_prefix.empty() && o.end_of_word_suffix.empty()) {
-    auto it = char_ids_.find(utf8::DecodeAt(ch, 0, ch.size()));
-    return it == char_ids_.end() ? -1 : it->second;
+    const uint32_t cp = utf8::DecodeAt(ch, 0, ch.size());
+    if (cp < 0x10000) return bmp_char_ids_[cp];
+    auto it = astral_char_ids_.find(cp);
+    return it == astral_char_ids_.end() ? -1 : it->second;
   }
   std::string s;
   if (!first) s = o.continuing_subword_prefix;
   s.append(ch);
   if (last) s += o.end_of_word_suffix;
-  auto it = vocab_.find(s);
-  return it == vocab_.end() ? -1 : it->second;
+  return FindToken(s);
 }
 
 void BpeModel::EncodeWord(std::string_view word, std::vector<int32_t>* ids) const {
   if (word.empty()) return;
   if (options_.ignore_merges) {
-    if (auto it = vocab_.find(word); it != vocab_.end()) {
-      ids->push_back(it->second);
+    if (const int32_t id = FindToken(word); id >= 0) {
+      ids->push_back(id);
       return;
     }
   }
@@ -172,13 +247,12 @@ void BpeModel::EncodeWord(std::string_view word, std::vector<int32_t>* ids) cons
     symbols[i].prev = i - 1;
     symbols[i].next = (i + 1 < count) ? i + 1 : -1;
   }
-  if (count > 1 && !merges_.empty()) {
+  if (count > 1 && merge_count_ != 0) {
     std::priority_queue<QueuedMerge, std::vector<QueuedMerge>, std::greater<QueuedMerge>> queue;
     auto enqueue = [&](int32_t pos) {
       const int32_t next = symbols[pos].next;
       if (next < 0) return;
-      auto it = merges_.find(PairKey(symbols[pos].id, symbols[next].id));
-      if (it != merges_.end()) queue.push({it->second.rank, pos, it->second.result_id});
+      if (const MergeSlot* m = FindMerge(symbols[pos].id, symbols[next].id)) queue.push({m->rank, pos, m->result_id});
     };
     for (int32_t i = 0; i + 1 < count; ++i) enqueue(i);
     while (!queue.empty()) {
@@ -187,8 +261,8 @@ void BpeModel::EncodeWord(std::string_view word, std::vector<int32_t>* ids) cons
       Symbol& left = symbols[top.pos];
       if (!left.alive || left.next < 0) continue;
       Symbol& right = symbols[left.next];
-      auto it = merges_.find(PairKey(left.id, right.id));
-      if (it == merges_.end() || it->second.result_id != top.result_id) continue;  // stale entry
+      const MergeSlot* m = FindMerge(left.id, right.id);
+      if (m == nullptr || m->result_id != top.result_id) continue;  // stale entry
       left.id = top.result_id;
       right.alive = false;
       left.next = right.next;

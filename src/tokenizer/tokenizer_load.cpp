@@ -103,8 +103,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& model_dir)
   if (fs::is_regular_file(model_dir, ec)) {
     // A tokenizer file given directly: its directory holds the configs.
     explicit_file = model_dir;
-    dir = fs::path(model_dir).parent_path().string();
-    if (dir.empty()) dir = ".";
+    const fs::path parent = fs::path(model_dir).parent_path();
+    dir = parent.empty() ? fs::path(".").string() : parent.string();
   } else if (!fs::is_directory(model_dir, ec)) {
     return NotFound(model_dir + ": no such directory");
   }

@@ -142,6 +142,17 @@ TEST(KernelsRef, MatMulSmallByHand) {
   EXPECT_EQ(y[5], 7.0f);
 }
 
+TEST(KernelsFast, MatMulWithEmptyInnerDimensionGivesBias) {
+  // k = 0: every dot product is empty, so y = bias (or 0), for decode and prefill.
+  const float bias[3] = {1, -2, 3};
+  const float x_dummy[1] = {0};
+  for (int64_t m : {1, 5}) {
+    std::vector<float> y(m * 3, NAN);
+    MatMul(x_dummy, m, WeightView{DType::kBF16, x_dummy, 3, 0}, bias, y.data());
+    for (int64_t i = 0; i < m * 3; ++i) EXPECT_EQ(y[i], bias[i % 3]) << "m=" << m << " i=" << i;
+  }
+}
+
 TEST(KernelsRef, AttentionWithOneKeyCopiesValue) {
   // One key: softmax weight 1, so out = v for every head (GQA: 2 q heads share it).
   const float q[8] = {1, 2, 3, 4, -1, -2, -3, -4}, k[4] = {5, 6, 7, 8}, v[4] = {0.5f, -1, 2, 9};

@@ -49,7 +49,11 @@ std::string Slurp(const fs::path& p) {
 }  // namespace
 
 CliResult RunCli(const std::string& args) {
-  const fs::path dir = ScratchDir() + "-cli";
+  // Output goes to a directory of its own: calling ScratchDir() here would
+  // wipe the test's scratch directory that the command is working on.
+  static int calls = 0;
+  const fs::path dir = fs::temp_directory_path() / ("bitlens-test-" + std::to_string(::getpid())) /
+                       ("cli-" + std::to_string(++calls));
   fs::create_directories(dir);
   const fs::path out = dir / "stdout", err = dir / "stderr";
   const std::string cmd = std::string(BITLENS_CLI_PATH) + " " + args + " >" + out.string() + " 2>" + err.string();

@@ -165,6 +165,32 @@ INSTANTIATE_TEST_SUITE_P(RealTokenizers, TokenizerParity,
                            return n;
                          });
 
+// The same checkpoint read through its tokenizer.model (libsentencepiece plus
+// the added tokens of tokenizer_config.json) and through its tokenizer.json
+// must give the same ids and text, special-token strings included.
+TEST(TokenizerSpmModel, AgreesWithTheCheckpointsTokenizerJson) {
+  BL_REQUIRE_TEST_DATA(model, "tokenizers/llava-1.5/tokenizer.model");
+  BL_REQUIRE_TEST_DATA(json, "tokenizers/llava-1.5/tokenizer.json");
+  auto spm = Tokenizer::Load(model);
+  ASSERT_TRUE(spm.ok()) << spm.status().message();
+  auto bpe = Tokenizer::Load(json);
+  ASSERT_TRUE(bpe.ok()) << bpe.status().message();
+  EXPECT_EQ((*spm)->bos_id(), (*bpe)->bos_id());
+  EXPECT_EQ((*spm)->eos_ids(), (*bpe)->eos_ids());
+  EXPECT_EQ((*spm)->vocab_size(), (*bpe)->vocab_size());
+  EXPECT_EQ((*spm)->TokenId("<image>"), 32000);
+  int mismatches = 0;
+  for (const auto& line : Corpus()) {
+    const auto a = (*spm)->Encode(line, true);
+    const auto b = (*bpe)->Encode(line, true);
+    if ((a != b || (*spm)->Decode(a) != (*bpe)->Decode(b)) && mismatches++ == 0) {
+      ADD_FAILURE() << "'" << line << "'\n  tokenizer.model: [" << Join(a) << "] '" << (*spm)->Decode(a)
+                    << "'\n  tokenizer.json:  [" << Join(b) << "] '" << (*bpe)->Decode(b) << "'";
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
 // llama.cpp's tokenizer test vectors for the Llama SentencePiece vocabulary
 // (edge cases of spaces, newlines and tabs), checked through both the
 // Llama-style tokenizer.json and the tokenizer.model.
