@@ -86,9 +86,11 @@ Result<std::vector<TensorEntry>> SafetensorsFile::ParseHeader(const uint8_t* dat
     e.end = en;
     entries.push_back(std::move(e));
   }
-  // No two tensors may share bytes.
+  // No two tensors may share bytes (a zero-size tensor has none to share).
   std::vector<const TensorEntry*> sorted;
-  for (const auto& e : entries) sorted.push_back(&e);
+  for (const auto& e : entries) {
+    if (e.end > e.begin) sorted.push_back(&e);
+  }
   std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
   for (size_t i = 1; i < sorted.size(); ++i) {
     if (sorted[i]->begin < sorted[i - 1]->end) {

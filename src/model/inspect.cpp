@@ -132,6 +132,7 @@ Result<ModelReport> InspectCheckpoint(const std::string& dir) {
   BL_ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(dir));
   std::vector<TensorInfo> tensors;
   std::vector<ShardStats> shards;
+  std::string origin;
   for (const auto& file : ckpt.files()) {
     ShardStats s;
     s.file = std::filesystem::path(file->path()).filename().string();
@@ -140,9 +141,11 @@ Result<ModelReport> InspectCheckpoint(const std::string& dir) {
     s.file_bytes = std::filesystem::file_size(file->path(), ec);
     shards.push_back(s);
     for (const auto& e : file->entries()) tensors.push_back({e.name, e.dtype, e.shape});
+    if (auto it = file->metadata().find("bitlens.synth"); it != file->metadata().end()) origin = it->second;
   }
   ModelReport r = InspectTensors(config, tensors);
   r.dir = dir;
+  r.synth_origin = origin;
   r.shards = std::move(shards);
   return r;
 }
@@ -153,6 +156,7 @@ std::string FormatReportText(const ModelReport& r) {
   std::string out;
   auto line = [&](const std::string& s) { out += s + "\n"; };
   if (!r.dir.empty()) line("model         " + r.dir);
+  if (!r.synth_origin.empty()) line("weights       random, written by bitlens synth (" + r.synth_origin + ")");
   std::string arch = c.architecture.empty() ? c.model_type : c.architecture;
   line("family        " + r.family + " (" + arch + (r.layout.empty() ? "" : ", tensor names " + r.layout) +
        (c.torch_dtype.empty() ? "" : ", " + c.torch_dtype) + ")");
@@ -222,6 +226,7 @@ std::string FormatReportJson(const ModelReport& r) {
   const TextConfig& t = c.text;
   json j;
   if (!r.dir.empty()) j["dir"] = r.dir;
+  if (!r.synth_origin.empty()) j["synth"] = r.synth_origin;
   j["family"] = r.family;
   j["model_type"] = c.model_type;
   j["architecture"] = c.architecture;

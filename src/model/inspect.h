@@ -46,6 +46,7 @@ struct ModelReport {
   int64_t total_params = 0;
   uint64_t total_bytes = 0;
   std::vector<ShardStats> shards;
+  std::string synth_origin;  // "preset=... family=... seed=..." for `bitlens synth` output, else empty
   // Differences from transformers' layout for this config (names, shapes).
   bool layout_checked = false;
   std::string layout_error;  // why the check could not run

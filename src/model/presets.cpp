@@ -25,6 +25,21 @@ constexpr const char* kPhi3ChatTemplate =
     "{% for c in message['content'] %}{% if c['type'] == 'image' %}{{ '<image>\n' }}"
     "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
     "{{ '<|end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}";
+// Phi-4-mini: the same turns without newlines.
+constexpr const char* kPhi4ChatTemplate =
+    "{% for message in messages %}{{ '<|' + message['role'] + '|>' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}{{ '<image>' }}"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{{ '<|end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
+// SmolVLM: "<|im_start|>User:<image>text<end_of_utterance>\nAssistant:" (": " before text-first turns).
+constexpr const char* kSmolVlmChatTemplate =
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'] is string %}{{ ': ' + message['content'] }}{% else %}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}"
+    "{% elif c['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}{% endif %}"
+    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
 
 // Phi-4-mini-instruct rope_scaling (longrope over rotary_dim/2 = 48 pairs).
 const std::vector<double> kPhi4MiniShortFactor(48, 1.0);
@@ -180,30 +195,30 @@ void MakeText(SynthPreset* p) {
 
 // ---------------------------------------------------------------- tiny
 // Text: hidden 64, 2 layers, 4 heads over 2 KV heads (GQA), vocab 512 =
-// 3 + 256 bytes + 248 merges + 5 specials. Vision: hidden 32 (unlike the
-// text side, so swapped projector dimensions cannot go unnoticed), 2 layers,
-// 32 px images in 8 px patches = 16 image tokens.
+// 3 + 256 bytes + 248 merges + the family's tokens, padded to 512 as
+// llava-1.5 pads 32002 to 32064. Vision: hidden 32 (unlike the text side, so
+// swapped projector dimensions cannot go unnoticed), 2 layers, 32 px images
+// in 8 px patches = 16 image tokens.
 constexpr int64_t kTinyVocab = 512;
-const std::vector<SpecialToken> kTinyExtras = {
-    {"<|endoftext|>", 507}, {"<|assistant|>", 508}, {"<|end|>", 509}, {"<|user|>", 510}, {"<image>", 511}};
 
 SynthPreset TinyPreset(SynthFamily family) {
   SynthPreset p;
   p.name = "tiny";
   p.family = family;
   p.default_dtype = DType::kF32;
-  p.tokenizer = LlamaStyleTokenizer(kTinyExtras);
   if (family == SynthFamily::kPhi3) {
     // A miniature Phi-4-mini: partial rotary 0.75 (rotary_dim 12, 6 factor
-    // pairs), longrope, tied embeddings, GQA.
+    // pairs), longrope, tied embeddings, GQA. Chat tokens in Phi-3's order.
     p.config.text = Phi3Text(kTinyVocab, 64, 128, 2, 4, 2, 0.75, {1.0, 1.0, 1.05, 1.1, 1.2, 1.4},
                              {1.0, 1.5, 2.0, 4.0, 8.0, 16.0});
     p.config.text.tie_word_embeddings = true;
     p.config.text.bos_token_id = 1;
-    p.config.text.eos_token_ids = {507, 509};
+    p.config.text.eos_token_ids = {507};
     p.config.text.pad_token_id = 507;
     p.sliding_window = 262144;
-    p.generation_eos_ids = {507, 509};
+    p.generation_eos_ids = {507, 508, 510};
+    p.tokenizer = LlamaStyleTokenizer({{"<|endoftext|>", 507}, {"<|assistant|>", 508}, {"<|system|>", 509},
+                                       {"<|end|>", 510}, {"<|user|>", 511}});
     p.tokenizer.eos_token = "<|endoftext|>";
     p.tokenizer.pad_token = "<|endoftext|>";
     p.tokenizer.add_bos = false;
@@ -212,20 +227,25 @@ SynthPreset TinyPreset(SynthFamily family) {
     p.note = "tiny Phi-3 (Phi-4-mini structure: partial rotary, longrope, tied embeddings, GQA)";
     return p;
   }
+  // Llama decoders use llava-1.5's tokens: <image> right after the base
+  // vocabulary, then <pad>.
   p.config.text = LlamaText(kTinyVocab, 64, 128, 2, 4, 2, 2048, 10000.0);
+  p.config.text.pad_token_id = 508;
   p.generation_eos_ids = {2};
+  p.tokenizer = LlamaStyleTokenizer({{"<image>", 507}, {"<pad>", 508}});
+  p.tokenizer.pad_token = "<pad>";
   if (family == SynthFamily::kLlama) {
     MakeText(&p);
     p.note = "tiny Llama";
     return p;
   }
   if (family == SynthFamily::kLlava) {
-    MakeLlava(&p, ClipVision(32, 64, 2, 2, 32, 8), 511, "default", -2);
+    MakeLlava(&p, ClipVision(32, 64, 2, 2, 32, 8), 507, "default", -2);
     p.clip_projection_dim = 32;
     p.image_processor = ClipProcessor(32);
     p.note = "tiny LLaVA (CLIP tower + Llama decoder)";
   } else {
-    MakeLlava(&p, SiglipVision(32, 64, 2, 2, 32, 8), 511, "full", -1);
+    MakeLlava(&p, SiglipVision(32, 64, 2, 2, 32, 8), 507, "full", -1);
     p.image_processor = SiglipProcessor(32);
     p.note = "tiny LLaVA with a SigLIP tower + Llama decoder";
   }
@@ -248,17 +268,15 @@ SynthPreset Phi4MiniPreset() {
   p.generation_eos_ids = {199999, 200020};
   MakeText(&p);
   // o200k-style ids: bytes first; Phi-4-mini's chat tokens at their real ids.
-  // <s>, </s>, <image> are not Phi-4-mini tokens; they sit in its unused
-  // (dummy) id range so every synthesized tokenizer knows the same tokens.
   p.tokenizer.first_byte_id = 0;
-  p.tokenizer.special_tokens = {{"<|endoftext|>", 199999}, {"<|assistant|>", 200019}, {"<|end|>", 200020},
-                                {"<|user|>", 200021},      {"<|system|>", 200022},    {"<s>", 200029},
-                                {"</s>", 200030},          {"<image>", 200031}};
+  p.tokenizer.special_tokens = {{"<|endoftext|>", 199999}, {"<|endofprompt|>", 200018}, {"<|assistant|>", 200019},
+                                {"<|end|>", 200020},       {"<|user|>", 200021},        {"<|system|>", 200022}};
   p.tokenizer.bos_token = "<|endoftext|>";
   p.tokenizer.eos_token = "<|endoftext|>";
   p.tokenizer.pad_token = "<|endoftext|>";
+  p.tokenizer.unk_token = "<|endoftext|>";
   p.tokenizer.add_bos = false;
-  p.tokenizer.chat_template = kPhi3ChatTemplate;
+  p.tokenizer.chat_template = kPhi4ChatTemplate;
   p.note = "Phi-4-mini shapes (the text model of Phi-4-multimodal-instruct), random weights";
   return p;
 }
@@ -273,13 +291,14 @@ SynthPreset Phi35VisionPreset() {
   p.config.text.eos_token_ids = {2};
   p.config.text.pad_token_id = 32000;
   p.sliding_window = 262144;
-  p.generation_eos_ids = {32007, 32001, 32000};
+  p.generation_eos_ids = {32007, 32001, 32000, 2};
   MakeLlava(&p, ClipVision(1024, 4096, 24, 16, 336, 14), 32011, "default", -2);
   p.clip_projection_dim = 768;
   p.image_processor = ClipProcessor(336);
   p.tokenizer = LlamaStyleTokenizer(
       {{"<|endoftext|>", 32000}, {"<|assistant|>", 32001}, {"<|system|>", 32006}, {"<|end|>", 32007},
        {"<|user|>", 32010}, {"<image>", 32011}});
+  p.tokenizer.eos_token = "<|endoftext|>";
   p.tokenizer.pad_token = "<|endoftext|>";
   p.tokenizer.add_bos = false;
   p.tokenizer.chat_template = kPhi3ChatTemplate;
@@ -299,8 +318,7 @@ SynthPreset Llava15Preset() {
   MakeLlava(&p, ClipVision(1024, 4096, 24, 16, 336, 14), 32000, "default", -2);
   p.clip_projection_dim = 768;
   p.image_processor = ClipProcessor(336);
-  p.tokenizer = LlamaStyleTokenizer({{"<image>", 32000}, {"<pad>", 32001}, {"<|endoftext|>", 32002},
-                                     {"<|assistant|>", 32003}, {"<|end|>", 32004}, {"<|user|>", 32005}});
+  p.tokenizer = LlamaStyleTokenizer({{"<image>", 32000}, {"<pad>", 32001}});
   p.tokenizer.pad_token = "<pad>";
   p.note = "llava-1.5-7b-hf shapes (CLIP ViT-L/14-336 + Vicuna-7B), random weights";
   return p;
@@ -314,15 +332,23 @@ SynthPreset SmolVlmPreset() {
   p.config.text = LlamaText(49280, 576, 1536, 30, 9, 3, 8192, 100000.0);
   p.config.text.head_dim = 64;
   p.config.text.pad_token_id = 2;
-  p.generation_eos_ids = {2};
   MakeLlava(&p, SiglipVision(768, 3072, 12, 12, 512, 16), 49190, "full", -1);
   p.image_processor = SiglipProcessor(512);
-  p.tokenizer = LlamaStyleTokenizer({{"<image>", 49190}, {"<|user|>", 49270}, {"<|assistant|>", 49271},
-                                     {"<|end|>", 49272}});
-  // SmolLM2 ids: <|endoftext|> 0; ids 1 and 2 (BOS, EOS) keep the Llama names.
-  p.tokenizer.special_tokens[0] = {"<|endoftext|>", 0};
+  p.generation_eos_ids = {2, 49279};
+  // SmolVLM's own ids and chat format (SmolLM2 vocabulary + Idefics3 tokens).
+  p.tokenizer.first_byte_id = 3;
+  p.tokenizer.special_tokens = {{"<|endoftext|>", 0},
+                                {"<|im_start|>", 1},
+                                {"<|im_end|>", 2},
+                                {"<fake_token_around_image>", 49189},
+                                {"<image>", 49190},
+                                {"<end_of_utterance>", 49279}};
+  p.tokenizer.bos_token = "<|im_start|>";
+  p.tokenizer.eos_token = "<end_of_utterance>";
+  p.tokenizer.pad_token = "<|im_end|>";
   p.tokenizer.unk_token = "<|endoftext|>";
-  p.tokenizer.pad_token = "</s>";
+  p.tokenizer.add_bos = false;
+  p.tokenizer.chat_template = kSmolVlmChatTemplate;
   p.note = "SmolVLM-256M shapes (SigLIP-B/16-512 tower + SmolLM2 decoder) written in the LLaVA layout: "
            "one 512 px image = 1024 tokens through a 2-layer MLP projector, no pixel shuffle or image splitting";
   return p;

@@ -98,6 +98,11 @@ Status WriteShard(const SynthPlan& plan, const SynthShard& shard, const fs::path
   const fs::path path = dir / shard.file;
   SafetensorsWriter writer(path.string());
   writer.SetMetadata("format", "pt");  // as torch's save_pretrained marks its files
+  // Extra string metadata is allowed by the format and ignored by transformers;
+  // it tells `inspect` (and people) that these weights are random.
+  writer.SetMetadata("bitlens.synth", "preset=" + plan.preset.name + " family=" +
+                                          std::string(SynthFamilyName(plan.preset.family)) +
+                                          " seed=" + std::to_string(plan.seed));
   for (size_t i : shard.tensors) writer.Declare(plan.tensors[i].name, plan.dtype, plan.tensors[i].shape);
   BL_TRY(writer.Begin());
   TensorFiller filler(plan.dtype);

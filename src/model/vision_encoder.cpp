@@ -58,6 +58,12 @@ Result<std::unique_ptr<VisionEncoder>> VisionEncoder::Load(const Checkpoint& che
   BL_ASSIGN_OR_RETURN(kernels::Activation proj_act,
                       ActivationFromName(config.projector_hidden_act, "config.json: projector_hidden_act"));
 
+  // Buffers are sized from these before any tensor bounds them; a hostile
+  // config must not overflow the arithmetic (2^16 patches per side at most).
+  if (v.image_size / v.patch_size > 65536) {
+    return InvalidArgument("config.json: vision_config.image_size / patch_size = " +
+                           std::to_string(v.image_size / v.patch_size) + " patches per side is implausible");
+  }
   BL_ASSIGN_OR_RETURN(std::string tower_prefix, FindVisionTowerPrefix(checkpoint));
   BL_ASSIGN_OR_RETURN(std::string projector_prefix, FindProjectorPrefix(checkpoint));
   WeightLoader tower_loader(checkpoint, tower_prefix);

@@ -43,7 +43,8 @@ VitTower::VitTower(const VisionConfig& config, VitWeights weights, kernels::Acti
   k_.resize(n(seq_, d));
   v_.resize(n(seq_, d));
   attn_.resize(n(seq_, d));
-  mlp_.resize(n(seq_, config_.intermediate_size));
+  // intermediate_size is only bounded by a checked fc1 tensor when a layer runs.
+  if (!w_.layers.empty()) mlp_.resize(n(seq_, config_.intermediate_size));
   const size_t threads = std::max<size_t>({NumThreads(), std::thread::hardware_concurrency(), 1});
   scratch_.resize(threads * static_cast<size_t>(seq_));
 }

@@ -75,6 +75,7 @@ TEST(InspectReport, TinyLlavaComponentsMatchHandCounts) {
   EXPECT_GT(r->shards[0].file_bytes, r->total_bytes);  // header included
   EXPECT_TRUE(r->layout_checked);
   EXPECT_TRUE(r->missing.empty() && r->unexpected.empty() && r->wrong_shape.empty());
+  EXPECT_EQ(r->synth_origin, "preset=tiny family=llava seed=0");
 }
 
 TEST(InspectReport, TiedPhi3HeadIsNotStoredAndNotCounted) {

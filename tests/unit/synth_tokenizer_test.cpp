@@ -1,6 +1,9 @@
 // The byte-level BPE tokenizer written by `bitlens synth`: GPT-2's byte
-// alphabet, a deterministic merge list of the promised size, and special
-// tokens whose ids agree with config.json for every preset.
+// alphabet, a deterministic merge list of the promised size, and for every
+// preset the family's special tokens at the ids config.json relies on, as
+// bitlens' Tokenizer and chat formats see them.
+#include <algorithm>
+#include <fstream>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -9,6 +12,9 @@
 #include "formats/hf_config.h"
 #include "model/synth.h"
 #include "model/synth_tokenizer.h"
+#include "test_paths.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitlens {
 namespace {
@@ -44,57 +50,96 @@ TEST(SynthTokenizer, LearnsExactlyTheRequestedNewTokensDeterministically) {
   EXPECT_FALSE(LearnByteLevelBpe("ab ab", 5).ok()) << "a tiny corpus cannot yield 5 merges";
 }
 
-// For every preset: ids unique, inside the model vocabulary, and the tokens
-// config.json points at (bos, eos, image) are the ones the chat formats use.
-class SynthTokenizerPreset : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
+// Every preset's tokenizer, as written, loaded by bitlens' own Tokenizer:
+// ids unique and inside the model vocabulary, the family's special tokens at
+// the ids config.json relies on, and the chat format the runtime will pick
+// (ChatFamilyFor) encodes to those ids.
+struct PresetCase {
+  std::string family, preset;
+  ChatFamily chat;
+  std::vector<std::string> specials;  // the family's own special tokens
+};
 
-TEST_P(SynthTokenizerPreset, SpecialTokenIdsAgreeWithConfig) {
-  const auto [family, preset] = GetParam();
+void PrintTo(const PresetCase& c, std::ostream* os) { *os << c.family << "/" << c.preset; }
+
+class SynthTokenizerPreset : public ::testing::TestWithParam<PresetCase> {};
+
+TEST_P(SynthTokenizerPreset, LoadsAndAgreesWithConfig) {
+  const PresetCase& pc = GetParam();
   SynthOptions o;
-  if (!family.empty()) o.family = SynthFamilyFromName(family);
-  o.preset = preset;
+  if (!pc.family.empty()) o.family = SynthFamilyFromName(pc.family);
+  o.preset = pc.preset;
   auto plan = PlanSynth(o);
   ASSERT_TRUE(plan.ok()) << plan.status().message();
-  auto text = SynthTokenizerJson(plan->preset.tokenizer, plan->config.text.vocab_size);
+  const ModelConfig& c = plan->config;
+  const SynthTokenizerSpec& spec = plan->preset.tokenizer;
+  auto text = SynthTokenizerJson(spec, c.text.vocab_size);
   ASSERT_TRUE(text.ok()) << text.status().message();
+
+  // The JSON itself: every id once, below vocab_size; specials in vocab and added_tokens alike.
   json tok = json::parse(*text);
   const json& vocab = tok["model"]["vocab"];
-  std::map<int64_t, std::string> by_id;
+  std::set<int64_t> ids;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const int64_t id = it.value().get<int64_t>();
-    EXPECT_TRUE(by_id.emplace(id, it.key()).second) << "id " << id << " used twice";
-    EXPECT_LT(id, plan->config.text.vocab_size);
+    EXPECT_TRUE(ids.insert(it.value().get<int64_t>()).second) << "id " << it.value() << " used twice";
+    EXPECT_LT(it.value().get<int64_t>(), c.text.vocab_size);
   }
-  EXPECT_EQ(by_id.size(), 256u + 248 + plan->preset.tokenizer.special_tokens.size());
-  std::map<std::string, int64_t> special;
-  for (const auto& a : tok["added_tokens"]) {
-    EXPECT_TRUE(a["special"].get<bool>());
-    EXPECT_EQ(vocab[a["content"].get<std::string>()], a["id"]) << a["content"];
-    special[a["content"].get<std::string>()] = a["id"].get<int64_t>();
+  EXPECT_EQ(ids.size(), 256u + 248 + spec.special_tokens.size());
+  for (const auto& a : tok["added_tokens"]) EXPECT_EQ(vocab[a["content"].get<std::string>()], a["id"]) << a["content"];
+
+  // Loaded back by the runtime's tokenizer.
+  const std::string dir = testing::ScratchDir();
+  { std::ofstream(dir + "/tokenizer.json") << *text; }
+  { std::ofstream(dir + "/tokenizer_config.json") << SynthTokenizerConfigJson(spec, c.text.max_position_embeddings); }
+  auto loaded = Tokenizer::Load(dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  const Tokenizer& t = **loaded;
+  for (const auto& name : pc.specials) {
+    auto want = std::find_if(spec.special_tokens.begin(), spec.special_tokens.end(),
+                             [&](const SpecialToken& s) { return s.content == name; });
+    ASSERT_NE(want, spec.special_tokens.end()) << name << " missing from preset " << pc.preset;
+    EXPECT_EQ(t.TokenId(name), std::optional<int32_t>(static_cast<int32_t>(want->id))) << name;
   }
-  for (const char* t : {"<s>", "</s>", "<image>", "<|user|>", "<|end|>", "<|assistant|>", "<|endoftext|>"}) {
-    EXPECT_TRUE(special.count(t)) << t << " missing in preset " << preset;
-  }
-  const ModelConfig& c = plan->config;
-  const std::string& bos = plan->preset.tokenizer.bos_token;
-  EXPECT_EQ(special[bos], c.text.bos_token_id) << "bos " << bos;
-  EXPECT_EQ(by_id[c.text.eos_token_ids[0]], plan->preset.tokenizer.eos_token);
-  if (c.is_vlm()) EXPECT_EQ(by_id[c.image_token_index], "<image>");
-  if (c.text.model_type == "phi3") {
-    // The Phi-3 chat format ends a turn with <|end|>; generation must stop there.
-    const auto& gen = plan->preset.generation_eos_ids;
-    EXPECT_NE(std::find(gen.begin(), gen.end(), special["<|end|>"]), gen.end());
-  }
+  EXPECT_LE(t.vocab_size(), c.text.vocab_size);
+  EXPECT_EQ(t.add_bos_by_default(), spec.add_bos);
+  ASSERT_TRUE(t.bos_id().has_value());
+  EXPECT_EQ(*t.bos_id(), c.text.bos_token_id);
+  // Generation stops at the tokenizer's EOS and at config.json's.
+  const auto& gen = plan->preset.generation_eos_ids;
+  for (int32_t id : t.eos_ids()) EXPECT_NE(std::find(gen.begin(), gen.end(), id), gen.end()) << "eos " << id;
+  EXPECT_NE(std::find(gen.begin(), gen.end(), c.text.eos_token_ids[0]), gen.end());
+  if (c.is_vlm()) EXPECT_EQ(t.TokenId("<image>"), std::optional<int32_t>(static_cast<int32_t>(c.image_token_index)));
+
+  // The chat format the runtime picks, and its prompt: every special token
+  // written in it is one id, the image placeholder exactly once.
+  const ChatFamily family = ChatFamilyFor(c.text.model_type, t);
+  EXPECT_EQ(static_cast<int>(family), static_cast<int>(pc.chat)) << pc.preset;
+  const std::string prompt = FormatUserTurn(family, "Describe the image.", c.is_vlm(), "<image>");
+  const std::vector<int32_t> encoded = t.Encode(prompt, false);
+  EXPECT_EQ(t.Decode(encoded), prompt);
+  if (c.is_vlm()) EXPECT_EQ(std::count(encoded.begin(), encoded.end(), int32_t(c.image_token_index)), 1) << prompt;
+  // Plain text round-trips through the byte-level BPE and uses merges.
+  const std::string sample = "The image shows a red circle, 3 cats and caf\xC3\xA9 au lait.";
+  const auto sample_ids = t.Encode(sample, false);
+  EXPECT_EQ(t.Decode(sample_ids), sample);
+  EXPECT_LT(sample_ids.size(), sample.size() / 2) << "merges should shorten English text";
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Presets, SynthTokenizerPreset,
-    ::testing::Values(std::pair<std::string, std::string>{"llava", "tiny"}, std::pair<std::string, std::string>{"llava-siglip", "tiny"},
-                      std::pair<std::string, std::string>{"llama", "tiny"}, std::pair<std::string, std::string>{"phi3", "tiny"},
-                      std::pair<std::string, std::string>{"", "phi-4-mini"}, std::pair<std::string, std::string>{"", "phi-3.5-vision"},
-                      std::pair<std::string, std::string>{"", "llava-1.5-7b"}, std::pair<std::string, std::string>{"", "smolvlm-256m"}),
+    ::testing::Values(
+        PresetCase{"llava", "tiny", ChatFamily::kLlava15, {"<unk>", "<s>", "</s>", "<image>", "<pad>"}},
+        PresetCase{"llava-siglip", "tiny", ChatFamily::kLlava15, {"<s>", "</s>", "<image>"}},
+        PresetCase{"llama", "tiny", ChatFamily::kLlava15, {"<s>", "</s>"}},
+        PresetCase{"phi3", "tiny", ChatFamily::kPhi3, {"<s>", "</s>", "<|endoftext|>", "<|user|>", "<|end|>", "<|assistant|>"}},
+        PresetCase{"", "phi-4-mini", ChatFamily::kPhi4, {"<|endoftext|>", "<|endofprompt|>", "<|user|>", "<|end|>", "<|assistant|>"}},
+        PresetCase{"", "phi-3.5-vision", ChatFamily::kPhi3,
+                   {"<s>", "</s>", "<|endoftext|>", "<|user|>", "<|end|>", "<|assistant|>", "<image>"}},
+        PresetCase{"", "llava-1.5-7b", ChatFamily::kLlava15, {"<s>", "</s>", "<image>", "<pad>"}},
+        PresetCase{"", "smolvlm-256m", ChatFamily::kSmolVlm,
+                   {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<end_of_utterance>"}}),
     [](const auto& info) {
-      std::string name = info.param.first + "_" + info.param.second;
+      std::string name = info.param.family + "_" + info.param.preset;
       for (char& ch : name) {
         if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
       }

@@ -268,3 +268,42 @@ TEST(SynthOptions, ParseByteSizeUsesTransformersUnits) {
 
 }  // namespace
 }  // namespace bitlens
+
+namespace bitlens {
+namespace {
+
+// The chunked writer synth streams through: pieces add up to the declared
+// tensor, more than declared is refused, and a half-written tensor cannot be
+// finished or overwritten by Write.
+TEST(SynthStreaming, WritePartAssemblesTensorsAndRefusesOverruns) {
+  const std::string path = testing::ScratchDir() + "/parts.safetensors";
+  {
+    SafetensorsWriter w(path);
+    w.Declare("a", DType::kF32, {3});
+    w.Declare("empty", DType::kF32, {0});
+    w.Declare("b", DType::kBF16, {2});
+    ASSERT_TRUE(w.Begin().ok());
+    const float a[3] = {1, 2, 3};
+    ASSERT_TRUE(w.WritePart(a, 4).ok());
+    EXPECT_FALSE(w.Finish().ok()) << "finished with 'a' half written";
+    EXPECT_FALSE(w.Write(a + 1, 8).ok()) << "Write in the middle of a WritePart tensor";
+    ASSERT_TRUE(w.WritePart(a + 1, 8).ok());
+    ASSERT_TRUE(w.WritePart(nullptr, 0).ok());  // "empty" is complete at once
+    const uint16_t b[3] = {F32ToBf16(0.5f), F32ToBf16(-2.0f), 0};
+    EXPECT_FALSE(w.WritePart(b, 6).ok()) << "6 bytes into a 4-byte tensor";
+    ASSERT_TRUE(w.WritePart(b, 4).ok());
+    const Status done = w.Finish();
+    ASSERT_TRUE(done.ok()) << done.message();
+  }
+  auto f = SafetensorsFile::Open(path);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  Tensor a = f.value()->View(*f.value()->Find("a"));
+  EXPECT_EQ(a.data_as<float>()[0], 1.0f);
+  EXPECT_EQ(a.data_as<float>()[2], 3.0f);
+  Tensor b = f.value()->View(*f.value()->Find("b")).ToF32();
+  EXPECT_EQ(b.data_as<float>()[0], 0.5f);
+  EXPECT_EQ(b.data_as<float>()[1], -2.0f);
+}
+
+}  // namespace
+}  // namespace bitlens

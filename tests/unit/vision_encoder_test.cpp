@@ -459,6 +459,22 @@ TEST(VisionEncoder, UnknownActivationIsUnsupported) {
   EXPECT_NE(enc.status().message().find("projector_hidden_act 'mish'"), std::string::npos) << enc.status().message();
 }
 
+// Buffers are sized from the config before tensors bound them, so absurd
+// sizes are refused instead of overflowing or exhausting memory.
+TEST(VisionEncoder, ImplausibleImageSizeIsRejected) {
+  TinySpec s;
+  Loaded l = Write(s, TinyTensors(s));
+  // Built directly: config.json parsing refuses this too, but Load must not
+  // rely on every caller's config having come through the parser.
+  ModelConfig config = l.config;
+  config.vision->image_size = int64_t{1} << 40;
+  config.vision->patch_size = 1;
+  auto enc = VisionEncoder::Load(*l.checkpoint, config);
+  ASSERT_FALSE(enc.ok());
+  EXPECT_EQ(enc.status().code(), StatusCode::kInvalidArgument) << enc.status().message();
+  EXPECT_NE(enc.status().message().find("implausible"), std::string::npos) << enc.status().message();
+}
+
 // Checkpoints written by `bitlens synth` (both towers, both name layouts)
 // load and give finite features of the advertised size.
 TEST(VisionEncoder, EncodesSynthesizedTinyLlava) {

@@ -78,12 +78,18 @@ Status RunSynth(const SynthFlags& flags) {
   if (flags.dry_run) return DryRun(options, flags.json);
   if (options.output_dir.empty()) return InvalidArgument("synth needs -o DIR (or --dry-run)");
 
+  BL_ASSIGN_OR_RETURN(SynthPreset preset, FindSynthPreset(options.family, options.preset));
+  std::printf("synth %s: %s\n", preset.name.c_str(), preset.note.c_str());
+  std::fflush(stdout);
   g_interrupted.store(false);
   auto old_int = std::signal(SIGINT, OnInterrupt);
   auto old_term = std::signal(SIGTERM, OnInterrupt);
   options.cancel = &g_interrupted;
   const auto start = std::chrono::steady_clock::now();
+  bool progress_shown = false;
   options.on_progress = [&](const SynthProgress& p) {
+    if (p.bytes_total < (64u << 20)) return;  // tiny models finish before a line is worth it
+    progress_shown = true;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::fprintf(stderr, "\rsynth: %.2f / %.2f GB (%3.0f%%), shard %zu/%zu, %.1f s   ", p.bytes_done / 1e9,
                  p.bytes_total / 1e9, p.bytes_total ? 100.0 * p.bytes_done / p.bytes_total : 100.0, p.shard + 1,
@@ -93,7 +99,7 @@ Status RunSynth(const SynthFlags& flags) {
   auto result = Synthesize(options);
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
-  std::fputc('\n', stderr);
+  if (progress_shown) std::fputc('\n', stderr);
   if (!result.ok()) {
     if (result.status().code() == StatusCode::kCancelled) {
       return Cancelled("interrupted; nothing was written to " + options.output_dir);
