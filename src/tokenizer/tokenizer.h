@@ -21,8 +21,13 @@ class Tokenizer {
   virtual ~Tokenizer() = default;
 
   // Loads from a model directory: tokenizer.json, else tokenizer.model, else
-  // vocab.json + merges.txt; tokenizer_config.json / special_tokens_map.json
-  // (when present) give BOS/EOS and whether BOS is added by default.
+  // vocab.json + merges.txt (a tokenizer.json whose model type bitlens does
+  // not support, e.g. Unigram, yields to a tokenizer.model beside it).
+  // tokenizer_config.json / special_tokens_map.json (when present) give BOS
+  // and whether BOS is added by default; EOS also collects config.json's and
+  // generation_config.json's eos_token_id. `model_dir` may also name a
+  // tokenizer.json or .model file directly. See docs/tokenizers.md.
+  // A loaded tokenizer is immutable: Encode / Decode may run concurrently.
   static Result<std::unique_ptr<Tokenizer>> Load(const std::string& model_dir);
 
   // Token ids of `text`. Added/special tokens written in the text (e.g.

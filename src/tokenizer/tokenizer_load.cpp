@@ -127,26 +127,36 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& model_dir)
   std::unique_ptr<Tokenizer> tokenizer;
   std::optional<int32_t> fallback_bos;
   bool default_add_bos = false;
+  bool use_model = json_path.empty();
   if (!json_path.empty()) {
     BL_ASSIGN_OR_RETURN(const std::string text, ReadTextFile(json_path));
-    BL_ASSIGN_OR_RETURN(auto bpe, BpeTokenizer::FromTokenizerJson(text, json_path));
-    fallback_bos = bpe->parts().template_bos;
-    default_add_bos = fallback_bos.has_value();
-    tokenizer = std::move(bpe);
-  } else if (!model_path.empty()) {
+    auto bpe = BpeTokenizer::FromTokenizerJson(text, json_path);
+    if (bpe.ok()) {
+      fallback_bos = bpe.value()->parts().template_bos;
+      default_add_bos = fallback_bos.has_value();
+      tokenizer = std::move(bpe).value();
+    } else if (bpe.status().code() == StatusCode::kUnsupported && !model_path.empty()) {
+      use_model = true;  // e.g. a Unigram tokenizer.json next to its SentencePiece model
+    } else {
+      return bpe.status();
+    }
+  }
+  if (!tokenizer && use_model && !model_path.empty()) {
     BL_ASSIGN_OR_RETURN(AddedVocabulary added, SpmAddedTokens(tokenizer_config, dir));
     BL_ASSIGN_OR_RETURN(auto spm, SpmTokenizer::Load(model_path, std::move(added)));
     if (spm->spm_bos_id() >= 0) fallback_bos = spm->spm_bos_id();
     // Llama-family SentencePiece checkpoints add BOS unless told otherwise.
     default_add_bos = fallback_bos.has_value();
     tokenizer = std::move(spm);
-  } else if (explicit_file.empty() && fs::is_regular_file(dir + "/vocab.json", ec) &&
-             fs::is_regular_file(dir + "/merges.txt", ec)) {
+  }
+  if (!tokenizer) {
+    if (!explicit_file.empty()) {
+      return InvalidArgument(explicit_file + ": not a tokenizer file (expected tokenizer.json or a .model file)");
+    }
+    if (!fs::is_regular_file(dir + "/vocab.json", ec) || !fs::is_regular_file(dir + "/merges.txt", ec)) {
+      return NotFound(dir + ": no tokenizer.json, tokenizer.model or vocab.json + merges.txt");
+    }
     BL_ASSIGN_OR_RETURN(tokenizer, BpeTokenizer::FromVocabMerges(dir, tokenizer_config));
-  } else if (!explicit_file.empty()) {
-    return InvalidArgument(explicit_file + ": not a tokenizer file (expected tokenizer.json or a .model file)");
-  } else {
-    return NotFound(dir + ": no tokenizer.json, tokenizer.model or vocab.json + merges.txt");
   }
 
   // BOS: the tokenizer config names it; else the post-processor / model's own.

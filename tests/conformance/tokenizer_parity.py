@@ -299,7 +299,20 @@ def chat_goldens(data):
                 # bos_token is added by the tokenizer in bitlens, so render it empty.
                 cases.append(("llama3", "", text, False,
                               render(LLAMA3_TEMPLATE, [{"role": "user", "content": text}], bos_token="")))
-    return [{"family": f, "image_token": it, "text": t, "has_image": h, "expected": e} for f, it, t, h, e in cases]
+    # The prompt as the family's own tokenizer encodes it (with its default
+    # special tokens), where the shared data has that tokenizer.
+    from tokenizers import Tokenizer
+    family_tokenizers = {"llava15": "tokenizers/llava-1.5/tokenizer.json",
+                         "smolvlm": "tokenizers/smolvlm/tokenizer.json"}
+    loaded = {f: Tokenizer.from_file(os.path.join(data, p)) for f, p in family_tokenizers.items()}
+    out = []
+    for f, it, t, h, e in cases:
+        case = {"family": f, "image_token": it, "text": t, "has_image": h, "expected": e}
+        if f in loaded:
+            case["tokenizer"] = family_tokenizers[f].rsplit("/", 1)[0]
+            case["ids"] = loaded[f].encode(e, add_special_tokens=True).ids
+        out.append(case)
+    return out
 
 
 def main():

@@ -4,6 +4,7 @@
 // tests/conformance/tokenizer_parity.py).
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -38,6 +39,35 @@ TEST(TokenizerChatTemplate, MatchesTransformersRendering) {
     ++checked[family];
   }
   EXPECT_EQ(checked.size(), families.size()) << "every family has golden cases";
+}
+
+// The formatted prompt, encoded by the family's tokenizer with its default
+// BOS handling, gives the ids HF tokenizers gives (image placeholders and
+// turn markers become single special tokens).
+TEST(TokenizerChatTemplate, FormattedPromptsEncodeLikeHf) {
+  std::ifstream f(testing::SourceDir() + "/tests/golden/tokenizers/chat_templates.json");
+  ASSERT_TRUE(f.good());
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const auto cases = nlohmann::json::parse(ss.str());
+  std::map<std::string, std::unique_ptr<Tokenizer>> tokenizers;
+  int checked = 0;
+  for (const auto& c : cases) {
+    if (!c.contains("ids")) continue;
+    const std::string rel = c["tokenizer"].get<std::string>();
+    const std::string dir = testing::TestDataPath(rel);
+    if (dir.empty()) GTEST_SKIP() << "test data '" << rel << "' not found";
+    if (!tokenizers.count(rel)) {
+      auto t = Tokenizer::Load(dir);
+      ASSERT_TRUE(t.ok()) << t.status().message();
+      tokenizers[rel] = std::move(t).value();
+    }
+    const Tokenizer& tok = *tokenizers[rel];
+    const auto got = tok.Encode(c["expected"].get<std::string>(), tok.add_bos_by_default());
+    EXPECT_EQ(got, c["ids"].get<std::vector<int32_t>>()) << c["family"] << ": '" << c["expected"] << "'";
+    ++checked;
+  }
+  EXPECT_GE(checked, 6);
 }
 
 TEST(TokenizerChatTemplate, FamilyFromModelTypeAndSpecialTokens) {

@@ -2,6 +2,7 @@
 // and the field, with the status code the CLI maps to exit 2. Also pins the
 // basic behaviour of tiny hand-written tokenizer.json files.
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -67,6 +68,18 @@ TEST(TokenizerErrors, UnknownModelType) {
 TEST(TokenizerErrors, UnsupportedModelType) {
   ExpectError(LoadJson(R"({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}})"), StatusCode::kUnsupported,
               "model.type: model 'Unigram' is not supported");
+}
+
+TEST(TokenizerErrors, UnsupportedJsonYieldsToTheSentencePieceModelBesideIt) {
+  const std::string dir = testing::ScratchDir();
+  WriteFile(dir + "/tokenizer.json", R"({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}})");
+  std::ifstream model(testing::SourceDir() + "/tests/golden/tokenizers/tiny-spm-model/tokenizer.model", std::ios::binary);
+  ASSERT_TRUE(model.good());
+  WriteFile(dir + "/tokenizer.model", std::string(std::istreambuf_iterator<char>(model), {}));
+  auto t = Tokenizer::Load(dir);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  EXPECT_EQ((*t)->vocab_size(), 512);
+  EXPECT_EQ((*t)->Decode((*t)->Encode("Hello world", true)), "<s> Hello world");
 }
 
 TEST(TokenizerErrors, MissingModel) {
