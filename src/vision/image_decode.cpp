@@ -20,14 +20,15 @@
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
 #define STBI_MAX_DIMENSIONS (1 << 24)  // stb's own backstop; the tighter bitlens limit is checked first
-// stb_image 2.27 lets its JPEG bit-buffer count go negative on corrupt
-// entropy-coded data and then shifts by more than 31 (undefined in C, masked
-// by the hardware: the image decodes to garbage, memory is untouched;
-// upstream 2.28 stops at "ran out of bits" instead). That shift is exempted
-// from UBSan in clang fuzz builds so the fuzzer can look for real memory
-// errors, which AddressSanitizer still reports.
+// Two stb_image 2.27 defects are undefined behaviour without memory access
+// out of bounds, and are exempted from UBSan in clang fuzz builds so that the
+// fuzzer keeps looking for real memory errors (AddressSanitizer still
+// reports those): on corrupt JPEG entropy data its bit counter goes negative
+// and it then shifts by more than 31 (the hardware masks the count: garbage
+// pixels; upstream 2.28 stops at "ran out of bits"), and an empty first IDAT
+// chunk makes it call memcpy(NULL, src, 0).
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((no_sanitize("shift"))), apply_to = function)
+#pragma clang attribute push(__attribute__((no_sanitize("shift", "nonnull-attribute"))), apply_to = function)
 #endif
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -79,7 +80,8 @@ std::string FirstBytes(const uint8_t* data, size_t size) {
 //  - a scan that selects a Huffman table no DHT has defined makes stb 2.27
 //    decode with uninitialized tables (wild reads), so it is refused here
 //    too. (Motion-JPEG frames that rely on the standard tables are thereby
-//    unsupported.)
+//    unsupported.) Likewise a component whose quantization table was never
+//    defined (stb would dequantize with uninitialized memory);
 //  - a file whose entropy-coded data is too short for its declared size
 //    (every 8x8 block of the full-resolution component costs at least one
 //    bit) would make stb fill megapixels from nothing: a few hundred bytes
@@ -87,7 +89,8 @@ std::string FirstBytes(const uint8_t* data, size_t size) {
 // `*width`/`*height` receive the frame size of the first SOF segment.
 std::string CheckJpegStructure(const uint8_t* d, size_t n, int* width, int* height) {
   size_t i = 2;  // after SOI
-  unsigned defined_dc = 0, defined_ac = 0;  // bit t: table id t (0..3) has been defined
+  unsigned defined_dc = 0, defined_ac = 0, defined_q = 0;  // bit t: table id t (0..3) has been defined
+  unsigned used_q = 0;                                      // quantization tables the frame's components name
   bool progressive = false;
   uint64_t entropy_bytes = 0;
   while (i + 1 < n) {
@@ -112,6 +115,24 @@ std::string CheckJpegStructure(const uint8_t* d, size_t n, int* width, int* heig
       *height = (d[i + 3] << 8) | d[i + 4];
       *width = (d[i + 5] << 8) | d[i + 6];
       progressive = m == 0xc2 || m == 0xc6 || m == 0xca || m == 0xce;
+      const size_t nf = len >= 8 ? d[i + 7] : 0;
+      if (len < 8 + 3 * nf) return "corrupt JPEG (frame header shorter than its component list)";
+      for (size_t c = 0; c < nf; ++c) {
+        const int tq = d[i + 10 + 3 * c];
+        if (tq > 3) return "corrupt JPEG (bad quantization table id)";
+        used_q |= 1u << tq;
+      }
+    }
+    if (m == 0xdb) {  // DQT: one or more (precision/id, 64 or 128 bytes) tables
+      size_t t = i + 2;
+      const size_t end = i + len;
+      while (t < end) {
+        const int precision = d[t] >> 4, id = d[t] & 15;
+        if (precision > 1 || id > 3) return "corrupt JPEG (bad quantization table precision or id)";
+        defined_q |= 1u << id;
+        t += 1 + 64 * (precision + 1);
+      }
+      if (t != end) return "corrupt JPEG (quantization table segment length mismatch)";
     }
     if (m == 0xc4) {  // DHT: one or more (class/id, 16 counts, symbols) tables
       size_t t = i + 2;
@@ -131,6 +152,7 @@ std::string CheckJpegStructure(const uint8_t* d, size_t n, int* width, int* heig
     if (m == 0xda) {  // SOS: Ns, Ns x (component, DC/AC table ids), Ss, Se, Ah/Al
       const size_t ns = len >= 3 ? d[i + 2] : 0;
       if (ns < 1 || ns > 4 || len != 6 + 2 * ns) return "corrupt JPEG (bad scan header)";
+      if ((used_q & ~defined_q) != 0) return "corrupt JPEG (a component uses a quantization table that was never defined)";
       const int ss = d[i + 3 + 2 * ns], ah = d[i + 5 + 2 * ns] >> 4;
       // Baseline scans use both tables; progressive DC scans (Ss = 0) use the
       // DC table on the first pass only, AC scans only the AC table.
@@ -208,9 +230,13 @@ inline uint8_t OverWhite(uint32_t c, uint32_t a) {
   return static_cast<uint8_t>((((t >> 8) + t) >> 8) >> 7);
 }
 
+// stb keeps its last failure reason per thread and not every failure sets
+// one, so the reason is cleared before each call and a missing one said so.
+void ClearStbReason() { stbi__g_failure_reason = nullptr; }
+
 std::string StbReason() {
   const char* r = stbi_failure_reason();
-  return r ? r : "unknown error";
+  return r && *r ? std::string("stb_image: ") + r : "stb_image gave no reason";
 }
 
 }  // namespace
@@ -263,6 +289,7 @@ Result<Image> DecodeImageMemory(const uint8_t* data, size_t size, const std::str
   }
 
   int w = 0, h = 0, comp = 0;
+  ClearStbReason();
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
     return InvalidArgument(source + ": corrupt or unsupported " + kind + " header (" + StbReason() + ")");
   }
@@ -280,6 +307,7 @@ Result<Image> DecodeImageMemory(const uint8_t* data, size_t size, const std::str
     // 16-bit greyscale opens in Pillow as mode "I;16", and its conversion to
     // RGB saturates at 255 instead of keeping the high byte.
     int w2, h2, c2;
+    ClearStbReason();
     stbi_us* px = stbi_load_16_from_memory(data, len, &w2, &h2, &c2, 1);
     if (px == nullptr) {
       return InvalidArgument(source + ": corrupt PNG (" + StbReason() + ")");
@@ -299,6 +327,7 @@ Result<Image> DecodeImageMemory(const uint8_t* data, size_t size, const std::str
   // "RGB;16B"/"RGBA;16B"/"LA;16B" unpackers do.
   const int want = format == Format::kPng ? 4 : 3;
   int w2, h2, c2;
+  ClearStbReason();
   stbi_uc* px = stbi_load_from_memory(data, len, &w2, &h2, &c2, want);
   if (px == nullptr) {
     return InvalidArgument(source + ": corrupt " + std::string(kind) + " (" + StbReason() + ")");

@@ -4,9 +4,11 @@
 transformers v5 has no separate "slow" classes; the PIL backend classes
 CLIPImageProcessorPil and SiglipImageProcessorPil are the former slow
 processors (PIL Image.resize, numpy crop/rescale/normalize), which is what
-`use_fast=False` selects. This script runs them on the shared test images and
-on a few small synthetic PNGs it writes itself (alpha, palette transparency,
-16-bit), and stores per case:
+`use_fast=False` selects (checked at start: AutoImageProcessor with
+use_fast=False on the LLaVA-1.5 config is CLIPImageProcessorPil). This
+script runs them on the shared test images and on small synthetic PNGs and
+JPEGs it writes itself (alpha, palette transparency, 1/4/16-bit, interlaced,
+progressive, greyscale), and stores per case:
   <case>/resized_u8    U8  [H, W, 3]  the image after resize + center crop
   <case>/pixel_values  F32 [3, H, W]  the processor's output (the 336 case
                        and cases up to 48x64; to stay small the 64x64 cases
@@ -222,10 +224,27 @@ def normalize_lookup(u8_chw, config):
     return np.stack([t[c][u8_chw[c]] for c in range(3)])
 
 
+def check_auto_processor_is_pil(data):
+    """The goldens claim to be what AutoImageProcessor(use_fast=False) gives
+    for a real checkpoint: check the class and the output on one image."""
+    import tempfile
+    from transformers import AutoImageProcessor
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "preprocessor_config.json"), "w") as f:
+            json.dump(LLAVA_CLIP, f)
+        auto = AutoImageProcessor.from_pretrained(tmp, use_fast=False)
+    assert type(auto) is CLIPImageProcessorPil, type(auto)
+    with Image.open(os.path.join(data, "images", "chelsea.png")) as im:
+        a = auto(images=im, return_tensors="np")["pixel_values"]
+        b = processor_for(LLAVA_CLIP)(images=im, return_tensors="np")["pixel_values"]
+    assert np.array_equal(a, b)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.environ.get("BITLENS_TEST_DATA", os.path.join(ROOT, "..", "shared", "data")))
     args = ap.parse_args()
+    check_auto_processor_is_pil(args.data)
     make_inputs()
     make_jpeg_inputs(args.data)
     make_fuzz_corpus()

@@ -122,12 +122,21 @@ TEST(ImageDecode, FilesThatBrokeStbImageAreRefusedFirst) {
       {"regress_undefined_huffman_table.jpg", "never defined"},
       {"regress_undefined_huffman_table_2.jpg", "never defined"},
       {"regress_chunk_overrun.png", "declares 1543503983 bytes"},
-      {"regress_scan_data_too_short.jpg", "cannot hold 14872x4608 pixels"},
+      {"regress_scan_data_too_short.jpg", "corrupt JPEG"},
   };
   for (const auto& [name, fragment] : cases) {
     const std::string path = CorpusPath(name);
     ExpectRejected(DecodeImageFile(path), path, fragment);
   }
+  // A valid small JPEG whose frame header is patched to 14000 x 4000: its
+  // few hundred bytes of scan data cannot hold 875000 blocks.
+  std::vector<uint8_t> jpg = ReadBytes(CorpusPath("baseline_420.jpg"));
+  size_t sof = 2;
+  while (sof + 1 < jpg.size() && !(jpg[sof] == 0xff && jpg[sof + 1] == 0xc0)) ++sof;
+  ASSERT_LT(sof + 9, jpg.size());
+  jpg[sof + 5] = 4000 >> 8, jpg[sof + 6] = 4000 & 255, jpg[sof + 7] = 14000 >> 8, jpg[sof + 8] = 14000 & 255;
+  ExpectRejected(DecodeImageMemory(jpg.data(), jpg.size(), "bomb.jpg"), "bomb.jpg", "cannot hold 14000x4000 pixels");
+
   // A PNG declaring 10000 x 10000 RGB with a few bytes of pixel data.
   std::vector<uint8_t> png = ReadBytes(CorpusPath("rgb.png"));
   for (size_t at : {16, 20}) {
