@@ -7,12 +7,24 @@
 
 namespace bitlens {
 
-void BpeTokenizer::EncodePlain(std::string text, bool at_start, std::vector<int32_t>* ids) const {
+void BpeTokenizer::EncodePlain(std::string text, size_t origin_zero, std::vector<int32_t>* ids) const {
   if (text.empty()) return;
   std::vector<PreToken> pieces;
-  pieces.push_back({std::move(text), at_start});
+  pieces.push_back({std::move(text), origin_zero});
   if (parts_.pre_tokenizer) parts_.pre_tokenizer->Apply(&pieces);
   for (const auto& p : pieces) parts_.model.EncodeWord(p.text, ids);
+}
+
+size_t BpeTokenizer::FirstCharacterSpan(std::string_view input, std::string_view normalized) const {
+  if (input.empty() || normalized.empty()) return 0;
+  const size_t n = utf8::ValidSequenceLength(input, 0);
+  std::string first(input.substr(0, n == 0 ? 1 : n));
+  if (parts_.normalizer) parts_.normalizer->Apply(&first);
+  if (!first.empty() && normalized.compare(0, first.size(), first) == 0) return first.size();
+  // Normalized in context differently (e.g. composed with what follows):
+  // at least the first character comes from offset 0.
+  const size_t m = utf8::ValidSequenceLength(normalized, 0);
+  return m == 0 ? 1 : m;
 }
 
 std::vector<int32_t> BpeTokenizer::Encode(std::string_view text, bool add_bos) const {
@@ -28,16 +40,17 @@ std::vector<int32_t> BpeTokenizer::Encode(std::string_view text, bool add_bos) c
     }
     std::string piece = clean.substr(seg.begin, seg.end - seg.begin);
     if (parts_.normalizer) parts_.normalizer->Apply(&piece);
-    const bool at_start = seg.begin == 0;
+    const size_t origin_zero = seg.begin == 0 ? FirstCharacterSpan(clean, piece) : 0;
     if (!parts_.added.has_normalized()) {
-      EncodePlain(std::move(piece), at_start, &ids);
+      EncodePlain(std::move(piece), origin_zero, &ids);
       continue;
     }
     for (const auto& sub : parts_.added.Split(piece, /*normalized=*/true)) {
       if (sub.id >= 0) {
         ids.push_back(sub.id);
       } else {
-        EncodePlain(piece.substr(sub.begin, sub.end - sub.begin), at_start && sub.begin == 0, &ids);
+        const size_t sub_zero = sub.begin < origin_zero ? std::min(sub.end, origin_zero) - sub.begin : 0;
+        EncodePlain(piece.substr(sub.begin, sub.end - sub.begin), sub_zero, &ids);
       }
     }
   }

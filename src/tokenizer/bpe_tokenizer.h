@@ -47,8 +47,11 @@ class BpeTokenizer : public Tokenizer {
   const Parts& parts() const { return parts_; }
 
  private:
-  void EncodePlain(std::string text, bool at_start, std::vector<int32_t>* ids) const;
+  void EncodePlain(std::string text, size_t origin_zero, std::vector<int32_t>* ids) const;
   std::string DecodeImpl(std::span<const int32_t> ids, bool raw) const;
+  // Bytes at the start of `normalized` (the normalized first segment of
+  // `input`) that come from the input's first character.
+  size_t FirstCharacterSpan(std::string_view input, std::string_view normalized) const;
 
   Parts parts_;
 };

@@ -1,6 +1,8 @@
 // tokenizer/pre_tokenizer: see pre_tokenizer.h.
 #include "tokenizer/pre_tokenizer.h"
 
+#include <algorithm>
+
 #include "tokenizer/byte_level.h"
 #include "tokenizer/split.h"
 
@@ -20,7 +22,10 @@ void SplitPieces(const Pattern& pattern, SplitBehavior behavior, bool invert, st
   out.reserve(pieces->size() * 2);
   for (auto& piece : *pieces) {
     const auto spans = SplitByMatches(piece.text.size(), pattern.FindAll(piece.text), behavior, invert);
-    for (const auto& [b, e] : spans) out.push_back({piece.text.substr(b, e - b), piece.at_start && b == 0});
+    for (const auto& [b, e] : spans) {
+      const size_t origin_zero = b < piece.origin_zero ? std::min(e, piece.origin_zero) - b : 0;
+      out.push_back({piece.text.substr(b, e - b), origin_zero});
+    }
   }
   *pieces = std::move(out);
 }
@@ -43,11 +48,17 @@ class ByteLevelPreTokenizer : public PreTokenizer {
       : add_prefix_space_(add_prefix_space), regex_(std::move(regex)) {}
   void Apply(std::vector<PreToken>* pieces) const override {
     if (add_prefix_space_) {
-      for (auto& p : *pieces)
-        if (p.text.empty() || p.text[0] != ' ') p.text = " " + p.text;
+      for (auto& p : *pieces) {
+        if (!p.text.empty() && p.text[0] == ' ') continue;
+        p.text = " " + p.text;
+        if (p.origin_zero != 0) ++p.origin_zero;  // the new space aligns with the first character
+      }
     }
     if (regex_) SplitPieces(Pattern::FromRegex(regex_), SplitBehavior::kIsolated, false, pieces);
-    for (auto& p : *pieces) p.text = byte_level::Encode(p.text);
+    for (auto& p : *pieces) {
+      p.origin_zero = byte_level::Encode(std::string_view(p.text).substr(0, p.origin_zero)).size();
+      p.text = byte_level::Encode(p.text);
+    }
   }
 
  private:
@@ -63,10 +74,12 @@ class MetaspacePreTokenizer : public PreTokenizer {
   void Apply(std::vector<PreToken>* pieces) const override {
     const Pattern space = Pattern::Literal(" ");
     for (auto& p : *pieces) {
+      p.origin_zero = space.ReplaceAll(std::string_view(p.text).substr(0, p.origin_zero), replacement_).size();
       p.text = space.ReplaceAll(p.text, replacement_);
       const bool starts = p.text.compare(0, replacement_.size(), replacement_) == 0;
-      if (!starts && (prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && p.at_start))) {
-        p.text.insert(0, replacement_);
+      if (!starts && (prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && p.origin_zero != 0))) {
+        p.text = replacement_ + p.text;
+        if (p.origin_zero != 0) p.origin_zero += replacement_.size();
       }
     }
     if (split_) SplitPieces(Pattern::Literal(replacement_), SplitBehavior::kMergedWithNext, false, pieces);

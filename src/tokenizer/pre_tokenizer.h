@@ -13,11 +13,14 @@
 
 namespace bitlens {
 
-// One piece of text. `at_start` is true when the piece begins at offset 0
-// of the original input (Metaspace's prepend_scheme "first" needs it).
+// One piece of text. `origin_zero` counts the leading bytes of `text` that
+// come from the first character of the original input (HF: the piece's
+// original offset is 0). It is more than one character when a normalizer
+// expanded that character (NFKC "⒑" -> "10.") or prepended to it.
+// Metaspace's prepend_scheme "first" needs it.
 struct PreToken {
   std::string text;
-  bool at_start = false;
+  size_t origin_zero = 0;
 };
 
 class PreTokenizer {
