@@ -25,8 +25,9 @@
 // fuzzer keeps looking for real memory errors (AddressSanitizer still
 // reports those): on corrupt JPEG entropy data its bit counter goes negative
 // and it then shifts by more than 31 (the hardware masks the count: garbage
-// pixels; upstream 2.28 stops at "ran out of bits"), and an empty first IDAT
-// chunk makes it call memcpy(NULL, src, 0).
+// pixels; upstream 2.28 stops at "ran out of bits"), and an empty IDAT chunk
+// makes it call memcpy(NULL, src, 0) (CheckPngStructure refuses the one
+// case known to reach it, which also keeps GCC sanitizer builds clean).
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((no_sanitize("shift", "nonnull-attribute"))), apply_to = function)
 #endif
@@ -186,7 +187,8 @@ std::string CheckJpegStructure(const uint8_t* d, size_t n, int* width, int* heig
 // few-hundred-byte file ask for gigabytes. Refused here: a chunk longer than
 // the rest of the file, and pixel data too short to inflate to the declared
 // image (deflate expands at most 1032:1, so a complete image needs at least
-// raw_bytes / 1032 compressed bytes). A file cut inside its final IEND chunk
+// raw_bytes / 1032 compressed bytes), and an empty first IDAT chunk. A file
+// cut inside its final IEND chunk
 // passes (its pixels are all there; Pillow accepts it too).
 std::string CheckPngStructure(const uint8_t* d, size_t n, int64_t width, int64_t height) {
   auto be32 = [&](size_t at) {
@@ -201,7 +203,11 @@ std::string CheckPngStructure(const uint8_t* d, size_t n, int64_t width, int64_t
       return "truncated PNG (chunk at byte " + std::to_string(pos) + " declares " + std::to_string(len) +
              " bytes, " + std::to_string(n - pos - 8) + " remain)";
     }
-    if (type == "IDAT") idat_bytes += len;
+    if (type == "IDAT") {
+      // stb 2.27 would memcpy(NULL, src, 0) for it; no encoder writes one.
+      if (len == 0 && idat_bytes == 0) return "unsupported PNG (an empty IDAT chunk before the pixel data)";
+      idat_bytes += len;
+    }
     if (type == "IEND") break;
     pos += 12 + len;
   }

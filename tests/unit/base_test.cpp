@@ -67,5 +67,20 @@ TEST(ThreadPool, CoversRangeExactlyOnceForEveryThreadCount) {
   SetNumThreads(0);
 }
 
+TEST(ThreadPool, ResizingAfterAJobDoesNotReplayIt) {
+  // New workers must not mistake the finished job for a fresh one.
+  SetNumThreads(2);
+  std::atomic<int> calls{0};
+  ParallelFor(8, 1, [&](size_t, size_t, size_t) { calls++; });
+  const int after_first = calls.load();
+  EXPECT_EQ(after_first, 2);
+  SetNumThreads(3);
+  SetNumThreads(2);
+  EXPECT_EQ(calls.load(), after_first);
+  ParallelFor(8, 1, [&](size_t, size_t, size_t) { calls++; });
+  EXPECT_EQ(calls.load(), after_first + 2);
+  SetNumThreads(0);
+}
+
 }  // namespace
 }  // namespace bitlens

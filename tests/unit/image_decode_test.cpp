@@ -115,13 +115,15 @@ TEST(ImageDecode, HugeDeclaredDimensionsAreRejectedBeforeDecoding) {
 
 TEST(ImageDecode, FilesThatBrokeStbImageAreRefusedFirst) {
   // Inputs the fuzzer found against Debian's stb_image 2.27 (kept as seeds):
-  // each crashed, read uninitialized tables or allocated gigabytes inside stb
-  // before the structure checks in image_decode.cpp refused them.
+  // each crashed, read uninitialized tables, allocated gigabytes or passed
+  // NULL to memcpy inside stb before the structure checks in
+  // image_decode.cpp refused them.
   const std::pair<const char*, const char*> cases[] = {
       {"regress_dht_over_256_codes.jpg", "more than 256 codes"},
       {"regress_undefined_huffman_table.jpg", "never defined"},
       {"regress_undefined_huffman_table_2.jpg", "never defined"},
       {"regress_chunk_overrun.png", "declares 1543503983 bytes"},
+      {"regress_empty_idat.png", "empty IDAT chunk"},
       {"regress_scan_data_too_short.jpg", "corrupt JPEG"},
   };
   for (const auto& [name, fragment] : cases) {

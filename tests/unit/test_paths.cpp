@@ -30,6 +30,17 @@ std::string TestDataPath(const std::string& relative) {
   return fs::exists(p, ec) ? p.string() : "";
 }
 
+// Removes this process's scratch tree at exit unless BITLENS_KEEP_TEST_FILES
+// is set (to look at what a failing test left behind).
+struct ScratchCleanup {
+  ~ScratchCleanup() {
+    if (std::getenv("BITLENS_KEEP_TEST_FILES") != nullptr) return;
+    std::error_code ec;
+    fs::remove_all(fs::temp_directory_path() / ("bitlens-test-" + std::to_string(::getpid())), ec);
+  }
+};
+ScratchCleanup scratch_cleanup;
+
 std::string ScratchDir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "bitlens";

@@ -13,7 +13,8 @@ std::string TestDataDir();
 // TestDataDir() + "/" + relative, or "" when the data is absent.
 std::string TestDataPath(const std::string& relative);
 std::string SourceDir();
-// A fresh empty directory unique to the running test, removed at exit.
+// A fresh empty directory unique to the running test (each call empties it),
+// removed at exit unless BITLENS_KEEP_TEST_FILES is set.
 std::string ScratchDir();
 
 struct CliResult {
