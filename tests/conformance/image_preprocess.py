@@ -199,6 +199,13 @@ def cases():
     out.append(("siglip_upscale_71x53_rgba", g + "rgba.png", siglip(71, 53)))
     out.append(("clip64_progressive_jpeg", g + "progressive.jpg", clip(64, (64, 64))))
     out.append(("siglip_48x64_grey_jpeg", g + "grey.jpg", siglip(48, 64)))
+    # shortest_edge with longest_edge (get_size_with_aspect_ratio): capped, and not.
+    capped = clip(48, (40, 48))
+    capped["size"] = {"shortest_edge": 48, "longest_edge": 60}
+    out.append(("clip_se48_le60_chelsea", d + "chelsea.png", capped))
+    uncapped = clip(48, (48, 48))
+    uncapped["size"] = {"shortest_edge": 48, "longest_edge": 80}
+    out.append(("clip_se48_le80_coffee", d + "coffee.png", uncapped))
     # Crop larger than the resized image: transformers pads with zeros.
     out.append(("clip_pad_30_to_40x36_chelsea", d + "chelsea.png", clip(30, (40, 36))))
     return out

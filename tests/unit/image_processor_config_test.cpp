@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/mmap_file.h"
 #include "test_paths.h"
 #include "vision/image.h"
 
@@ -50,6 +51,18 @@ TEST(ImageProcessorConfig, OtherFamiliesAreUnsupportedByName) {
     const char* type = std::string(model).rfind("Smol", 0) == 0 ? "Idefics3ImageProcessor" : "Qwen2VLImageProcessor";
     EXPECT_NE(c.status().message().find(type), std::string::npos) << c.status().message();
   }
+}
+
+TEST(ImageProcessorConfig, Phi4MultimodalIsUnsupportedByName) {
+  BL_REQUIRE_TEST_DATA(path, "configs/Phi-4-multimodal-instruct/preprocessor_config.reconstructed.json");
+  auto text = ReadTextFile(path);
+  ASSERT_TRUE(text.ok());
+  auto c = ParseImageProcessorConfig(*text, path);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(c.status().message().find(path + ": image processor 'Phi4MMImageProcessor' is not supported"),
+            std::string::npos)
+      << c.status().message();
 }
 
 TEST(ImageProcessorConfig, MissingFileIsNotFound) {
