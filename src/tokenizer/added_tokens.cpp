@@ -40,21 +40,26 @@ bool IsWordChar(uint32_t cp) {
 void AddedVocabulary::Add(AddedToken token) {
   if (token.content.empty()) return;  // an empty token would match everywhere
   if (auto it = by_content_.find(token.content); it != by_content_.end()) {
+    // Same content, same bucket position: only the id and options change.
     AddedToken& old = tokens_[it->second];
     by_id_.erase(old.id);
     old = std::move(token);
     by_id_[old.id] = it->second;
-  } else {
-    const size_t index = tokens_.size();
-    by_content_[token.content] = index;
-    by_id_[token.id] = index;
-    auto& bucket = by_first_byte_[static_cast<uint8_t>(token.content[0])];
-    tokens_.push_back(std::move(token));
-    bucket.push_back(index);
-    std::stable_sort(bucket.begin(), bucket.end(),
-                     [&](size_t a, size_t b) { return tokens_[a].content.size() > tokens_[b].content.size(); });
+    has_normalized_ = std::any_of(tokens_.begin(), tokens_.end(), [](const AddedToken& t) { return t.normalized; });
+    return;
   }
-  has_normalized_ = std::any_of(tokens_.begin(), tokens_.end(), [](const AddedToken& t) { return t.normalized; });
+  const size_t index = tokens_.size();
+  by_content_[token.content] = index;
+  by_id_[token.id] = index;
+  has_normalized_ = has_normalized_ || token.normalized;
+  const size_t length = token.content.size();
+  auto& bucket = by_first_byte_[static_cast<uint8_t>(token.content[0])];
+  tokens_.push_back(std::move(token));
+  // Longest first; equal lengths keep their order (binary search, so many
+  // thousands of added tokens still load quickly).
+  auto pos = std::upper_bound(bucket.begin(), bucket.end(), length,
+                              [&](size_t len, size_t other) { return len > tokens_[other].content.size(); });
+  bucket.insert(pos, index);
 }
 
 const AddedToken* AddedVocabulary::FindById(int32_t id) const {

@@ -70,8 +70,10 @@ Result<std::shared_ptr<const Regex>> Regex::Compile(std::string_view pattern) {
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof(message));
-    return InvalidArgument("regex '" + std::string(pattern) + "' is invalid at offset " +
-                           std::to_string(error_offset) + ": " + reinterpret_cast<const char*>(message));
+    // The offset is into the pattern as compiled; say so when \s was spelled out.
+    const std::string where = translated == pattern ? "" : " (of its PCRE2 form '" + translated + "')";
+    return InvalidArgument("regex '" + std::string(pattern) + "' is invalid at offset " + std::to_string(error_offset) +
+                           where + ": " + reinterpret_cast<const char*>(message));
   }
   std::shared_ptr<Regex> regex(new Regex());
   regex->code_ = code;

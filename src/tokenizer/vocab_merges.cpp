@@ -91,7 +91,8 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromVocabMerges(const std::s
 
   // added_tokens.json: {"<token>": id}, tokens added after training.
   const std::string added_path = dir + "/added_tokens.json";
-  if (std::filesystem::exists(added_path)) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(added_path, ec)) {
     BL_ASSIGN_OR_RETURN(const std::string text, ReadTextFile(added_path));
     BL_ASSIGN_OR_RETURN(const Json added, json_fields::Parse(text, added_path));
     if (!added.is_object()) return Bad(added_path, "expected an object of token -> id");

@@ -263,9 +263,6 @@ LLAMA3_TEMPLATE = (
 
 
 def chat_goldens(data):
-    from jinja2 import Environment
-
-    from transformers.utils.chat_template_utils import render_jinja_template  # noqa: F401  (presence check)
     import transformers
 
     tok = transformers.PreTrainedTokenizerFast(
@@ -321,8 +318,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "golden", "tokenizers"))
     args = ap.parse_args()
     if not os.path.isdir(args.data):
-        print("tokenizer_parity: no test data at %s; nothing to do" % args.data)
-        return 0
+        print("tokenizer_parity: no test data at %s; only the tiny fixtures are checked" % args.data)
     corpus = read_corpus(os.path.join(args.out, "corpus.txt"))
     for name, make in TINY:
         if not os.path.exists(os.path.join(args.out, name, "tokenizer.json")):
@@ -348,6 +344,12 @@ def main():
         with open(os.path.join(args.out, name + ".meta"), "w", encoding="utf-8") as f:
             f.write(json.dumps(meta, ensure_ascii=False) + "\n")
         print("tokenizer_parity: %-11s %4d lines, %6d ids  (%s)" % (name, len(ids), sum(map(len, ids)), ref.source))
+    needed = ["configs/llava-1.5-7b-hf/chat_template.json", "tokenizers/smolvlm/tokenizer_config.json",
+              "tokenizers/smolvlm/tokenizer.json", "tokenizers/llava-1.5/tokenizer.json"]
+    missing = [p for p in needed if not os.path.exists(os.path.join(args.data, p))]
+    if missing:
+        print("tokenizer_parity: chat templates kept as they are (%s missing)" % ", ".join(missing))
+        return 0
     chat = chat_goldens(args.data)
     with open(os.path.join(args.out, "chat_templates.json"), "w", encoding="utf-8") as f:
         json.dump(chat, f, ensure_ascii=False, indent=1)
