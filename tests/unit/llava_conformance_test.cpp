@@ -171,7 +171,9 @@ TEST_P(LlavaConformance, LogitsAndGreedyIdsMatchTransformers) {
                              << ": got " << l[d.index] << ", HF " << greedy_logits.data_as<float>()[step * vocab + d.index];
     const int32_t next = static_cast<int32_t>(std::max_element(l, l + vocab) - l);
     got_ids.push_back(next);
-    if (step + 1 < greedy->numel()) ASSERT_TRUE((*session)->DecodeStep(next).ok());
+    if (step + 1 < greedy->numel()) {
+      ASSERT_TRUE((*session)->DecodeStep(next).ok());
+    }
   }
   EXPECT_EQ(got_ids, want_ids) << model_dir_ << ": greedy ids differ from transformers' generate()";
 }
