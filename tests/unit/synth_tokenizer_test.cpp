@@ -108,7 +108,9 @@ TEST_P(SynthTokenizerPreset, LoadsAndAgreesWithConfig) {
   const auto& gen = plan->preset.generation_eos_ids;
   for (int32_t id : t.eos_ids()) EXPECT_NE(std::find(gen.begin(), gen.end(), id), gen.end()) << "eos " << id;
   EXPECT_NE(std::find(gen.begin(), gen.end(), c.text.eos_token_ids[0]), gen.end());
-  if (c.is_vlm()) EXPECT_EQ(t.TokenId("<image>"), std::optional<int32_t>(static_cast<int32_t>(c.image_token_index)));
+  if (c.is_vlm()) {
+    EXPECT_EQ(t.TokenId("<image>"), std::optional<int32_t>(static_cast<int32_t>(c.image_token_index)));
+  }
 
   // The chat format the runtime picks, and its prompt: every special token
   // written in it is one id, the image placeholder exactly once.
@@ -117,7 +119,9 @@ TEST_P(SynthTokenizerPreset, LoadsAndAgreesWithConfig) {
   const std::string prompt = FormatUserTurn(family, "Describe the image.", c.is_vlm(), "<image>");
   const std::vector<int32_t> encoded = t.Encode(prompt, false);
   EXPECT_EQ(t.Decode(encoded), prompt);
-  if (c.is_vlm()) EXPECT_EQ(std::count(encoded.begin(), encoded.end(), int32_t(c.image_token_index)), 1) << prompt;
+  if (c.is_vlm()) {
+    EXPECT_EQ(std::count(encoded.begin(), encoded.end(), int32_t(c.image_token_index)), 1) << prompt;
+  }
   // Plain text round-trips through the byte-level BPE and uses merges.
   const std::string sample = "The image shows a red circle, 3 cats and caf\xC3\xA9 au lait.";
   const auto sample_ids = t.Encode(sample, false);
