@@ -16,7 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// RunCli empties ScratchDir(), so models live in a sibling directory.
+// Models live beside ScratchDir(), which every call to it empties.
 std::string ModelRoot() {
   const std::string root = testing::ScratchDir() + "-models";
   fs::remove_all(root);

@@ -20,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::RunCli;
 
-// A per-test directory that RunCli (which resets ScratchDir()) leaves alone.
+// A per-test directory beside ScratchDir(), which every call to it empties.
 std::string WorkDir() {
   const std::string dir = testing::ScratchDir() + "-work";
   fs::remove_all(dir);

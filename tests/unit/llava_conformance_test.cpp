@@ -206,7 +206,7 @@ int64_t TimingTableTokens(const std::string& table, const std::string& stage) {
 // splices the image rows and streams 16 tokens with a timing table.
 TEST(LlavaCli, SynthesizedTinyLlavaDescribesAPhoto) {
   BL_REQUIRE_TEST_DATA(image, "images/astronaut.png");
-  // RunCli starts from a fresh ScratchDir(), so the models live beside it.
+  // The models live beside ScratchDir(), which every call to it empties.
   const std::string models = testing::ScratchDir() + "-models";
   std::filesystem::create_directories(models);
   for (const char* family : {"llava", "llava-siglip"}) {

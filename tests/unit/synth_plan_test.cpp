@@ -93,7 +93,7 @@ TEST(SynthPlan, SmolVlm256mIsSiglipPlusSmolLm2) {
 }
 
 TEST(SynthPlan, DryRunCliPrintsTheCountAndWritesNothing) {
-  // A sibling of the scratch directory: RunCli empties ScratchDir() itself.
+  // A sibling of the scratch directory that must never be created.
   const std::string dir = testing::ScratchDir() + "-never";
   auto r = testing::RunCli("synth --preset phi-4-mini --dry-run -o " + dir);
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -478,7 +478,7 @@ TEST(VisionEncoder, ImplausibleImageSizeIsRejected) {
 // Checkpoints written by `bitlens synth` (both towers, both name layouts)
 // load and give finite features of the advertised size.
 TEST(VisionEncoder, EncodesSynthesizedTinyLlava) {
-  // RunCli starts from a fresh ScratchDir(), so the models live beside it.
+  // The models live beside ScratchDir(), which every call to it empties.
   const std::string models = testing::ScratchDir() + "-models";
   std::filesystem::create_directories(models);
   for (const char* family : {"llava", "llava-siglip"}) {
