@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "base/mmap_file.h"
+#include "tokenizer/added_tokens_config.h"
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/json_fields.h"
 #include "tokenizer/spm_tokenizer.h"
@@ -60,25 +61,9 @@ std::optional<int32_t> NamedTokenId(const Json& j, const char* key, const Tokeni
 Result<AddedVocabulary> SpmAddedTokens(const Json& tokenizer_config, const std::string& dir) {
   AddedVocabulary added;
   const std::string config_name = dir + "/tokenizer_config.json";
-  if (tokenizer_config.is_object()) {
-    auto it = tokenizer_config.find("added_tokens_decoder");
-    if (it != tokenizer_config.end() && it->is_object()) {
-      for (auto e = it->begin(); e != it->end(); ++e) {
-        const std::string at = config_name + ": added_tokens_decoder['" + e.key() + "']";
-        char* end = nullptr;
-        const long id = std::strtol(e.key().c_str(), &end, 10);
-        if (e.key().empty() || *end != '\0' || id < 0 || id >= (1 << 24)) return Bad(at, "the key must be a token id");
-        if (!e.value().is_object()) return Bad(at, "expected an object");
-        AddedToken t;
-        t.id = static_cast<int32_t>(id);
-        BL_ASSIGN_OR_RETURN(t.content, json_fields::String(e.value(), "content", at));
-        BL_ASSIGN_OR_RETURN(t.special, json_fields::Bool(e.value(), "special", false, at));
-        BL_ASSIGN_OR_RETURN(t.lstrip, json_fields::Bool(e.value(), "lstrip", false, at));
-        BL_ASSIGN_OR_RETURN(t.rstrip, json_fields::Bool(e.value(), "rstrip", false, at));
-        BL_ASSIGN_OR_RETURN(t.single_word, json_fields::Bool(e.value(), "single_word", false, at));
-        added.Add(std::move(t));
-      }
-    }
+  if (tokenizer_config.is_object() && tokenizer_config.contains("added_tokens_decoder")) {
+    BL_TRY(AddTokensFromDecoderConfig(tokenizer_config["added_tokens_decoder"], config_name + ": added_tokens_decoder",
+                                      /*read_normalized=*/false, &added));
   }
   const std::string added_path = dir + "/added_tokens.json";
   BL_ASSIGN_OR_RETURN(const Json extra, ReadOptionalJson(added_path));

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "base/mmap_file.h"
+#include "tokenizer/added_tokens_config.h"
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/tokenizer_json_sax.h"
 
@@ -36,29 +37,6 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseMergesTxt(const st
   return merges;
 }
 
-Status AddConfigTokens(const Json& config, const std::string& where, AddedVocabulary* added) {
-  auto it = config.find("added_tokens_decoder");
-  if (it == config.end() || it->is_null()) return Status::Ok();
-  if (!it->is_object()) return Bad(where + ".added_tokens_decoder", "expected an object");
-  for (auto e = it->begin(); e != it->end(); ++e) {
-    const std::string at = where + ".added_tokens_decoder['" + e.key() + "']";
-    char* end = nullptr;
-    const long id = std::strtol(e.key().c_str(), &end, 10);
-    if (e.key().empty() || *end != '\0' || id < 0 || id >= (1 << 24)) return Bad(at, "the key must be a token id");
-    if (!e.value().is_object()) return Bad(at, "expected an object");
-    AddedToken t;
-    t.id = static_cast<int32_t>(id);
-    BL_ASSIGN_OR_RETURN(t.content, json_fields::String(e.value(), "content", at));
-    BL_ASSIGN_OR_RETURN(t.special, json_fields::Bool(e.value(), "special", false, at));
-    BL_ASSIGN_OR_RETURN(t.lstrip, json_fields::Bool(e.value(), "lstrip", false, at));
-    BL_ASSIGN_OR_RETURN(t.rstrip, json_fields::Bool(e.value(), "rstrip", false, at));
-    BL_ASSIGN_OR_RETURN(t.single_word, json_fields::Bool(e.value(), "single_word", false, at));
-    BL_ASSIGN_OR_RETURN(t.normalized, json_fields::Bool(e.value(), "normalized", !t.special, at));
-    added->Add(std::move(t));
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromVocabMerges(const std::string& dir, const Json& tokenizer_config) {
@@ -79,7 +57,10 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromVocabMerges(const std::s
     BL_ASSIGN_OR_RETURN(auto cls, json_fields::OptString(tokenizer_config, "tokenizer_class", config_name));
     tokenizer_class = cls.value_or("");
     BL_ASSIGN_OR_RETURN(add_prefix_space, json_fields::Bool(tokenizer_config, "add_prefix_space", false, config_name));
-    BL_TRY(AddConfigTokens(tokenizer_config, config_name, &parts.added));
+    if (tokenizer_config.contains("added_tokens_decoder")) {
+      BL_TRY(AddTokensFromDecoderConfig(tokenizer_config["added_tokens_decoder"], config_name + ".added_tokens_decoder",
+                                        /*read_normalized=*/true, &parts.added));
+    }
   }
   if (tokenizer_class.rfind("Qwen2", 0) == 0) {
     BL_ASSIGN_OR_RETURN(parts.normalizer, MakeUnicodeNormalizer("NFC"));
