@@ -1,0 +1,77 @@
+// quant/formats: the table itself. Adding a format means one struct in
+// formats.h, one row here and, if its encoding is new, one pair of row functions.
+#include "quant/formats.h"
+
+#include <string>
+
+#include "quant/rtn.h"
+
+namespace bitlens::quant {
+namespace {
+
+constexpr float kF16Max = 65504.0f;
+constexpr float kF32Max = 3.4028234e38f;
+
+// Hand-written bpw values; the unit test checks them against bytes written.
+constexpr FormatInfo kFormats[] = {
+    {"w2g32", 2, 32, 32, sizeof(BlockW2G32), 0, 3.0, ScaleEncoding::kF16ScaleMin, kF16Max,
+     "per 32 weights: f16 scale, f16 min, 8 bytes of 2-bit codes", QuantizeRowGroupAsymRef,
+     DequantizeRowGroupAsymRef},
+    {"w2g64", 2, 64, 64, sizeof(BlockW2G64), 0, 2.5, ScaleEncoding::kF16ScaleMin, kF16Max,
+     "per 64 weights: f16 scale, f16 min, 16 bytes of 2-bit codes", QuantizeRowGroupAsymRef,
+     DequantizeRowGroupAsymRef},
+    {"w2g128", 2, 128, 128, sizeof(BlockW2G128), 0, 2.25, ScaleEncoding::kF16ScaleMin, kF16Max,
+     "per 128 weights: f16 scale, f16 min, 32 bytes of 2-bit codes", QuantizeRowGroupAsymRef,
+     DequantizeRowGroupAsymRef},
+    {"w4g32", 4, 32, 32, sizeof(BlockW4G32), 0, 5.0, ScaleEncoding::kF16ScaleMin, kF16Max,
+     "per 32 weights: f16 scale, f16 min, 16 bytes of 4-bit codes", QuantizeRowGroupAsymRef,
+     DequantizeRowGroupAsymRef},
+    {"w4g64", 4, 64, 64, sizeof(BlockW4G64), 0, 4.5, ScaleEncoding::kF16ScaleMin, kF16Max,
+     "per 64 weights: f16 scale, f16 min, 32 bytes of 4-bit codes", QuantizeRowGroupAsymRef,
+     DequantizeRowGroupAsymRef},
+    {"w8", 8, 0, 1, 1, sizeof(RowHeaderW8), 8.0, ScaleEncoding::kF32ScalePerRow, kF32Max,
+     "per row: f32 scale, then k int8 codes (symmetric, [-127, 127])", QuantizeRowW8Ref,
+     DequantizeRowW8Ref},
+    {"f16", 16, 0, 1, sizeof(BlockF16), 0, 16.0, ScaleEncoding::kNone, kF16Max,
+     "IEEE half per weight", QuantizeRowF16Ref, DequantizeRowF16Ref},
+    {"bf16", 16, 0, 1, sizeof(BlockF16), 0, 16.0, ScaleEncoding::kNone, kF32Max,
+     "bfloat16 per weight", QuantizeRowBf16Ref, DequantizeRowBf16Ref},
+};
+
+}  // namespace
+
+std::span<const FormatInfo> AllFormats() { return kFormats; }
+
+Result<const FormatInfo*> FindFormat(std::string_view name) {
+  std::string known;
+  for (const FormatInfo& f : kFormats) {
+    if (name == f.name) return &f;
+    known += known.empty() ? "" : ", ";
+    known += f.name;
+  }
+  return NotFound("unknown weight format '" + std::string(name) + "' (known: " + known + ")");
+}
+
+size_t RowBytes(const FormatInfo& f, int64_t k) {
+  return static_cast<size_t>(f.row_header_bytes) +
+         static_cast<size_t>(k / f.block_weights) * static_cast<size_t>(f.block_bytes);
+}
+
+double BitsPerWeight(const FormatInfo& f, int64_t k) {
+  return f.bpw + 8.0 * f.row_header_bytes / static_cast<double>(k);
+}
+
+Status CheckRowLength(const FormatInfo& f, int64_t k) {
+  if (k <= 0) {
+    return InvalidArgument(std::string(f.name) + ": rows need at least one weight, got k=" +
+                           std::to_string(k));
+  }
+  if (k % f.block_weights != 0) {
+    return InvalidArgument(std::string(f.name) + ": k=" + std::to_string(k) +
+                           " is not a multiple of the group size " +
+                           std::to_string(f.block_weights));
+  }
+  return Status::Ok();
+}
+
+}  // namespace bitlens::quant
