@@ -28,6 +28,13 @@ struct BlockW4G32 { uint16_t scale; uint16_t min; uint8_t q[16]; };
 static_assert(sizeof(BlockW4G32) == 20);   // 160 / 32 = 5.0 bpw
 struct BlockW4G64 { uint16_t scale; uint16_t min; uint8_t q[32]; };
 static_assert(sizeof(BlockW4G64) == 36);   // 288 / 64 = 4.5 bpw
+// Symmetric "stretched" 2-bit groups (ParetoQ / PARQ grid): w ≈ scale * (q - 1.5),
+// i.e. {-1.5, -0.5, 0.5, 1.5} * scale, f16 scale only, same code interleave as
+// above. As torchao int2: code c = q - 2 with a float zero point of -0.5.
+struct BlockW2SG32 { uint16_t scale; uint8_t q[8]; };
+static_assert(sizeof(BlockW2SG32) == 10);  // 80 / 32 = 2.5 bpw
+struct BlockW2SG64 { uint16_t scale; uint8_t q[16]; };
+static_assert(sizeof(BlockW2SG64) == 18);  // 144 / 64 = 2.25 bpw
 // w8 per output channel: each row is an f32 scale then k int8 values
 // (symmetric, w ≈ scale * q, q in [-127, 127]); 8 + 32/k bpw.
 struct RowHeaderW8 { float scale; };
@@ -39,6 +46,7 @@ static_assert(sizeof(BlockF16) == 2);
 enum class ScaleEncoding {
   kNone,            // f16 / bf16 passthrough
   kF16ScaleMin,     // per group: f16 scale, f16 min (asymmetric)
+  kF16ScaleStretched,  // per group: f16 scale, grid {-1.5, -0.5, 0.5, 1.5} * scale
   kF32ScalePerRow,  // per row: f32 scale (symmetric)
 };
 

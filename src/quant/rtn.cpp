@@ -17,6 +17,8 @@ namespace {
 
 static_assert(offsetof(BlockW2G32, q) == 4 && offsetof(BlockW4G64, q) == 4,
               "group blocks start with f16 scale, f16 min");
+static_assert(offsetof(BlockW2SG32, q) == 2 && offsetof(BlockW2SG64, q) == 2,
+              "stretched blocks start with their f16 scale");
 
 constexpr std::array<float, 71> MakeShrinkGrid() {
   std::array<float, 71> g{};
@@ -51,6 +53,25 @@ double GroupSquaredError(const float* w, int g, GroupParams p, int qmax) {
   double err = 0.0;
   for (int i = 0; i < g; ++i) {
     const double d = static_cast<double>(w[i]) - DequantAsym(scale, min, CodeAsym(w[i], scale, min, qmax));
+    err += d * d;
+  }
+  return err;
+}
+
+// Stretched symmetric grid: w ≈ scale * (q - 1.5), q in [0, 3]. The nearest
+// grid point to x = w / scale is q = floor(x) + 2, clamped.
+inline float DequantStretched(float scale, int q) { return scale * (static_cast<float>(q) - 1.5f); }
+
+inline int CodeStretched(float w, float scale) {
+  if (!(scale > 0.0f)) return 0;
+  return static_cast<int>(std::clamp(std::floor(w / scale) + 2.0f, 0.0f, 3.0f));
+}
+
+double GroupSquaredErrorStretched(const float* w, int g, uint16_t scale_f16) {
+  const float scale = F16ToF32(scale_f16);
+  double err = 0.0;
+  for (int i = 0; i < g; ++i) {
+    const double d = static_cast<double>(w[i]) - DequantStretched(scale, CodeStretched(w[i], scale));
     err += d * d;
   }
   return err;
@@ -105,6 +126,45 @@ void DequantizeRowGroupAsymRef(const FormatInfo& f, const uint8_t* in, int64_t k
     for (int i = 0; i < g; ++i) {
       out[i] = DequantAsym(scale, min, (q[i % qbytes] >> (bits * (i / qbytes))) & mask);
     }
+  }
+}
+
+// Block: [f16 scale][g / 4 bytes of codes], same interleave as the asymmetric
+// 2-bit blocks. Min-max: the outer grid points ±1.5 * scale land on ±max|w|.
+void QuantizeRowGroupStretchedRef(const FormatInfo& f, const float* w, int64_t k,
+                                  RangeSearch search, uint8_t* out) {
+  const int g = f.group_size, qbytes = g / 4;
+  for (int64_t b = 0; b < k / g; ++b, out += f.block_bytes) {
+    const float* x = w + b * g;
+    float amax = 0.0f;
+    for (int i = 0; i < g; ++i) amax = std::max(amax, std::fabs(x[i]));
+    uint16_t best = F32ToF16(amax / 1.5f);
+    if (search == RangeSearch::kMseClip) {
+      double best_err = GroupSquaredErrorStretched(x, g, best);
+      for (float p : kShrinkGrid) {
+        const uint16_t cand = F32ToF16(p * amax / 1.5f);
+        const double err = GroupSquaredErrorStretched(x, g, cand);
+        if (err < best_err) best_err = err, best = cand;
+      }
+    }
+    std::memcpy(out, &best, 2);
+    const float scale = F16ToF32(best);
+    uint8_t* q = out + 2;
+    std::memset(q, 0, static_cast<size_t>(qbytes));
+    for (int i = 0; i < g; ++i) {
+      q[i % qbytes] |= static_cast<uint8_t>(CodeStretched(x[i], scale) << (2 * (i / qbytes)));
+    }
+  }
+}
+
+void DequantizeRowGroupStretchedRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out) {
+  const int g = f.group_size, qbytes = g / 4;
+  for (int64_t b = 0; b < k / g; ++b, in += f.block_bytes, out += g) {
+    uint16_t s16;
+    std::memcpy(&s16, in, 2);
+    const float scale = F16ToF32(s16);
+    const uint8_t* q = in + 2;
+    for (int i = 0; i < g; ++i) out[i] = DequantStretched(scale, (q[i % qbytes] >> (2 * (i / qbytes))) & 3);
   }
 }
 

@@ -28,6 +28,9 @@ std::span<const float> ClipShrinkGrid();
 void QuantizeRowGroupAsymRef(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
                              uint8_t* out);
 void DequantizeRowGroupAsymRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
+void QuantizeRowGroupStretchedRef(const FormatInfo& f, const float* w, int64_t k,
+                                  RangeSearch search, uint8_t* out);
+void DequantizeRowGroupStretchedRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
 void QuantizeRowW8Ref(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
                       uint8_t* out);
 void DequantizeRowW8Ref(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);

@@ -56,7 +56,7 @@ double SquaredError(const std::vector<float>& a, const std::vector<float>& b) {
   return e;
 }
 
-bool IsGroupwise(const FormatInfo& f) { return f.encoding == ScaleEncoding::kF16ScaleMin; }
+bool IsGroupwise(const FormatInfo& f) { return f.group_size > 0; }
 
 TEST(QuantFormats, TableBpwEqualsBytesActuallyWritten) {
   const int64_t n = 3;
@@ -97,6 +97,14 @@ double AllowedError(const FormatInfo& f, const uint8_t* row, int64_t i, float w)
       const double span = min + qmax * scale;
       return scale / 2 + 0x1p-11 * (1 + 0x1p-8) * span + (qmax + 1) * 0x1p-25 +
              0x1p-21 * (span + std::fabs(w));
+    }
+    case ScaleEncoding::kF16ScaleStretched: {
+      // max|w| sits at 1.5 scale, inside the grid's half-step reach of 2 scale
+      // even after f16 rounding of the scale; a scale that underflows f16 to 0
+      // leaves |w| <= 1.5 * 2^-25 as the error.
+      uint16_t s16;
+      std::memcpy(&s16, row + (i / f.group_size) * f.block_bytes, 2);
+      return F16ToF32(s16) / 2.0 + 0x1p-24 + 0x1p-21 * std::fabs(w);
     }
     case ScaleEncoding::kF32ScalePerRow: {
       float scale;
@@ -145,7 +153,16 @@ TEST(QuantFormats, WeightsOnTheGridComeBackExactly) {
   std::mt19937 rng(5);
   for (const FormatInfo& f : AllFormats()) {
     std::vector<float> w(static_cast<size_t>(n * k));
-    if (IsGroupwise(f)) {
+    if (f.encoding == ScaleEncoding::kF16ScaleStretched) {
+      // Dyadic scale; codes 0 and 3 in every group put max|w| at 1.5 * scale.
+      for (int64_t g0 = 0; g0 < n * k; g0 += f.group_size) {
+        const float scale = float(1 + rng() % 16) / 64.0f;
+        for (int i = 0; i < f.group_size; ++i) {
+          const int q = i == 0 ? 0 : i == 1 ? 3 : int(rng() % 4);
+          w[g0 + i] = scale * (float(q) - 1.5f);
+        }
+      }
+    } else if (IsGroupwise(f)) {
       // Dyadic scale and min, so min + scale * q is exact in f32 and f16, and
       // each group holds codes 0 and qmax so min-max finds the same grid.
       const int qmax = (1 << f.bits) - 1;
