@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "quant/qmatmul_ref.h"
 #include "quant/rtn.h"
 
 namespace bitlens::quant {
@@ -16,32 +17,32 @@ constexpr float kF32Max = 3.4028234e38f;
 constexpr FormatInfo kFormats[] = {
     {"w2g32", 2, 32, 32, sizeof(BlockW2G32), 0, 3.0, ScaleEncoding::kF16ScaleMin, kF16Max,
      "per 32 weights: f16 scale, f16 min, 8 bytes of 2-bit codes", QuantizeRowGroupAsymRef,
-     DequantizeRowGroupAsymRef},
+     DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w2g64", 2, 64, 64, sizeof(BlockW2G64), 0, 2.5, ScaleEncoding::kF16ScaleMin, kF16Max,
      "per 64 weights: f16 scale, f16 min, 16 bytes of 2-bit codes", QuantizeRowGroupAsymRef,
-     DequantizeRowGroupAsymRef},
+     DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w2g128", 2, 128, 128, sizeof(BlockW2G128), 0, 2.25, ScaleEncoding::kF16ScaleMin, kF16Max,
      "per 128 weights: f16 scale, f16 min, 32 bytes of 2-bit codes", QuantizeRowGroupAsymRef,
-     DequantizeRowGroupAsymRef},
+     DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w2sg32", 2, 32, 32, sizeof(BlockW2SG32), 0, 2.5, ScaleEncoding::kF16ScaleStretched, kF16Max,
      "per 32 weights: f16 scale, 8 bytes of 2-bit codes on {-1.5,-0.5,0.5,1.5}*scale",
-     QuantizeRowGroupStretchedRef, DequantizeRowGroupStretchedRef},
+     QuantizeRowGroupStretchedRef, DequantizeRowGroupStretchedRef, VecDotGroupStretchedRef},
     {"w2sg64", 2, 64, 64, sizeof(BlockW2SG64), 0, 2.25, ScaleEncoding::kF16ScaleStretched, kF16Max,
      "per 64 weights: f16 scale, 16 bytes of 2-bit codes on {-1.5,-0.5,0.5,1.5}*scale",
-     QuantizeRowGroupStretchedRef, DequantizeRowGroupStretchedRef},
+     QuantizeRowGroupStretchedRef, DequantizeRowGroupStretchedRef, VecDotGroupStretchedRef},
     {"w4g32", 4, 32, 32, sizeof(BlockW4G32), 0, 5.0, ScaleEncoding::kF16ScaleMin, kF16Max,
      "per 32 weights: f16 scale, f16 min, 16 bytes of 4-bit codes", QuantizeRowGroupAsymRef,
-     DequantizeRowGroupAsymRef},
+     DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w4g64", 4, 64, 64, sizeof(BlockW4G64), 0, 4.5, ScaleEncoding::kF16ScaleMin, kF16Max,
      "per 64 weights: f16 scale, f16 min, 32 bytes of 4-bit codes", QuantizeRowGroupAsymRef,
-     DequantizeRowGroupAsymRef},
+     DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w8", 8, 0, 1, 1, sizeof(RowHeaderW8), 8.0, ScaleEncoding::kF32ScalePerRow, kF32Max,
      "per row: f32 scale, then k int8 codes (symmetric, [-127, 127])", QuantizeRowW8Ref,
-     DequantizeRowW8Ref},
+     DequantizeRowW8Ref, VecDotW8Ref},
     {"f16", 16, 0, 1, sizeof(BlockF16), 0, 16.0, ScaleEncoding::kNone, kF16Max,
-     "IEEE half per weight", QuantizeRowF16Ref, DequantizeRowF16Ref},
+     "IEEE half per weight", QuantizeRowF16Ref, DequantizeRowF16Ref, VecDotF16Ref},
     {"bf16", 16, 0, 1, sizeof(BlockF16), 0, 16.0, ScaleEncoding::kNone, kF32Max,
-     "bfloat16 per weight", QuantizeRowBf16Ref, DequantizeRowBf16Ref},
+     "bfloat16 per weight", QuantizeRowBf16Ref, DequantizeRowBf16Ref, VecDotBf16Ref},
 };
 
 }  // namespace

@@ -58,6 +58,8 @@ struct FormatInfo;
 using QuantizeRowFn = void (*)(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
                                uint8_t* out);
 using DequantizeRowFn = void (*)(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
+// Σ_i x[i] · w[i] over one packed row of k weights, read in place (ggml's vec_dot).
+using VecDotRowFn = float (*)(const FormatInfo& f, const uint8_t* row, const float* x, int64_t k);
 
 struct FormatInfo {
   const char* name;
@@ -72,6 +74,7 @@ struct FormatInfo {
   const char* layout;       // one line for docs and `inspect`
   QuantizeRowFn quantize_row_ref;
   DequantizeRowFn dequantize_row_ref;
+  VecDotRowFn vec_dot_ref;  // scalar reference, quant/qmatmul_ref
 };
 
 // All formats, in table order.
