@@ -168,12 +168,7 @@ Status ParseVision(const json& j, const std::string& where, VisionConfig* v) {
   if (model_type != "clip_vision_model" && model_type != "siglip_vision_model") {
     return Unsupported(where + "vision model_type '" + model_type + "' is not supported (clip_vision_model, siglip_vision_model)");
   }
-  v->model_type = model_type;
-  if (model_type == "siglip_vision_model") {
-    v->patch_size = 16;
-    v->hidden_act = "gelu_pytorch_tanh";
-    v->layer_norm_eps = 1e-6;
-  }
+  *v = VisionConfigDefaults(model_type);
   Reader r(j, where);
   r.Get("hidden_size", &v->hidden_size);
   r.Get("intermediate_size", &v->intermediate_size);
@@ -198,6 +193,17 @@ Status ParseVision(const json& j, const std::string& where, VisionConfig* v) {
 }
 
 }  // namespace
+
+VisionConfig VisionConfigDefaults(const std::string& model_type) {
+  VisionConfig v;  // the struct's initializers are CLIPVisionConfig's defaults
+  v.model_type = model_type;
+  if (model_type == "siglip_vision_model") {
+    v.patch_size = 16;
+    v.hidden_act = "gelu_pytorch_tanh";
+    v.layer_norm_eps = 1e-6;
+  }
+  return v;
+}
 
 int64_t ModelConfig::image_seq_length() const {
   if (!vision) return 0;

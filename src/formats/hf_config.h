@@ -84,6 +84,10 @@ struct ModelConfig {
   int64_t image_seq_length() const;
 };
 
+// transformers' defaults for a vision tower type (clip_vision_model or
+// siglip_vision_model): activation, layer-norm epsilon, patch size.
+VisionConfig VisionConfigDefaults(const std::string& model_type);
+
 // Parses config.json text; `source` names the file in error messages.
 Result<ModelConfig> ParseModelConfig(const std::string& json_text, const std::string& source);
 // Reads <dir>/config.json.

@@ -115,32 +115,25 @@ TextConfig Phi3Text(int64_t vocab, int64_t hidden, int64_t intermediate, int64_t
   return t;
 }
 
-VisionConfig ClipVision(int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads, int64_t image, int64_t patch) {
-  VisionConfig v;
-  v.model_type = "clip_vision_model";
+// A tower of the given type with transformers' defaults for everything but the shape.
+VisionConfig VisionTower(const char* model_type, int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads,
+                         int64_t image, int64_t patch) {
+  VisionConfig v = VisionConfigDefaults(model_type);
   v.hidden_size = hidden;
   v.intermediate_size = intermediate;
   v.num_hidden_layers = layers;
   v.num_attention_heads = heads;
   v.image_size = image;
   v.patch_size = patch;
-  v.layer_norm_eps = 1e-5;
-  v.hidden_act = "quick_gelu";
   return v;
 }
 
+VisionConfig ClipVision(int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads, int64_t image, int64_t patch) {
+  return VisionTower("clip_vision_model", hidden, intermediate, layers, heads, image, patch);
+}
+
 VisionConfig SiglipVision(int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads, int64_t image, int64_t patch) {
-  VisionConfig v;
-  v.model_type = "siglip_vision_model";
-  v.hidden_size = hidden;
-  v.intermediate_size = intermediate;
-  v.num_hidden_layers = layers;
-  v.num_attention_heads = heads;
-  v.image_size = image;
-  v.patch_size = patch;
-  v.layer_norm_eps = 1e-6;
-  v.hidden_act = "gelu_pytorch_tanh";
-  return v;
+  return VisionTower("siglip_vision_model", hidden, intermediate, layers, heads, image, patch);
 }
 
 SynthImageProcessorSpec ClipProcessor(int64_t size) {
