@@ -21,6 +21,7 @@
 #include "base/f16.h"
 #include "base/thread_pool.h"
 #include "kernels/ops.h"
+#include "kernels/qmatmul.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace bitlens::kernels {
@@ -244,8 +245,16 @@ namespace bitlens::kernels {
 
 HWY_EXPORT(MatMulDispatch);
 
+size_t WeightRowBytes(const WeightView& w) {
+  if (w.format != nullptr) return quant::RowBytes(*w.format, w.k);
+  return static_cast<size_t>(w.k) * DTypeSize(w.dtype);
+}
+
 void MatMul(const float* x, int64_t m, const WeightView& w, const float* bias, float* y) {
   if (m <= 0 || w.n <= 0) return;
+  if (w.format != nullptr) {
+    return QMatMul(x, m, *w.format, static_cast<const uint8_t*>(w.data), w.n, w.k, bias, y);
+  }
   HWY_DYNAMIC_DISPATCH(MatMulDispatch)(x, m, w, bias, y);
 }
 

@@ -9,16 +9,26 @@
 
 #include "tensor/dtype.h"
 
+namespace bitlens::quant {
+struct FormatInfo;
+}  // namespace bitlens::quant
+
 namespace bitlens::kernels {
 
 // A weight matrix in the layout of torch.nn.Linear: [n, k] row-major, one
 // row per output feature. dtype is F32, F16 or BF16; data is used in place.
+// With `format` set, data holds n packed rows of quant::RowBytes(*format, k)
+// bytes instead (dtype U8) and MatMul runs kernels/qmatmul.
 struct WeightView {
   DType dtype = DType::kF32;
   const void* data = nullptr;
   int64_t n = 0;  // output features (rows)
   int64_t k = 0;  // input features (columns)
+  const quant::FormatInfo* format = nullptr;
 };
+
+// Bytes from one row of w to the next.
+size_t WeightRowBytes(const WeightView& w);
 
 // y[m, n] = x[m, k] · w[n, k]^T + bias[n]   (bias may be null)
 void MatMul(const float* x, int64_t m, const WeightView& w, const float* bias, float* y);

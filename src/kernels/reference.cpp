@@ -8,6 +8,7 @@
 
 #include "base/f16.h"
 #include "kernels/ops.h"
+#include "quant/qmatmul_ref.h"
 
 namespace bitlens::kernels {
 namespace {
@@ -57,6 +58,9 @@ float ActivateScalar(Activation act, float x) {
 
 // x [m, k], w [n, k], bias [n] or null, y [m, n]
 void MatMulRef(const float* x, int64_t m, const WeightView& w, const float* bias, float* y) {
+  if (w.format != nullptr) {
+    return quant::QMatMulRef(x, m, *w.format, static_cast<const uint8_t*>(w.data), w.n, w.k, bias, y);
+  }
   for (int64_t r = 0; r < m; ++r) {
     for (int64_t o = 0; o < w.n; ++o) {
       double acc = bias ? bias[o] : 0.0;

@@ -83,7 +83,7 @@ class Mapper {
 // Row range [begin, begin + rows) of a fused [*, cols] matrix, as its own view.
 kernels::WeightView RowRange(const kernels::WeightView& w, int64_t begin, int64_t rows) {
   kernels::WeightView r = w;
-  r.data = static_cast<const uint8_t*>(w.data) + begin * w.k * static_cast<int64_t>(DTypeSize(w.dtype));
+  r.data = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(begin) * kernels::WeightRowBytes(w);
   r.n = rows;
   return r;
 }
