@@ -59,13 +59,17 @@ Result<const FormatInfo*> FindFormat(std::string_view name) {
   return NotFound("unknown weight format '" + std::string(name) + "' (known: " + known + ")");
 }
 
+// Ragged k: the last block may be partial; it is stored whole, its codes past
+// k are 0 and its grid comes from its valid weights only.
 size_t RowBytes(const FormatInfo& f, int64_t k) {
+  const int64_t blocks = (k + f.block_weights - 1) / f.block_weights;
   return static_cast<size_t>(f.row_header_bytes) +
-         static_cast<size_t>(k / f.block_weights) * static_cast<size_t>(f.block_bytes);
+         static_cast<size_t>(blocks) * static_cast<size_t>(f.block_bytes);
 }
 
+// Counts the padding of a partial last block, so it is what a row really costs.
 double BitsPerWeight(const FormatInfo& f, int64_t k) {
-  return f.bpw + 8.0 * f.row_header_bytes / static_cast<double>(k);
+  return 8.0 * static_cast<double>(RowBytes(f, k)) / static_cast<double>(k);
 }
 
 Status CheckRowLength(const FormatInfo& f, int64_t k) {
@@ -73,10 +77,11 @@ Status CheckRowLength(const FormatInfo& f, int64_t k) {
     return InvalidArgument(std::string(f.name) + ": rows need at least one weight, got k=" +
                            std::to_string(k));
   }
-  if (k % f.block_weights != 0) {
+  // Far beyond any model, and keeps every per-row index and byte count in range.
+  constexpr int64_t kMaxRowLength = int64_t{1} << 31;
+  if (k > kMaxRowLength) {
     return InvalidArgument(std::string(f.name) + ": k=" + std::to_string(k) +
-                           " is not a multiple of the group size " +
-                           std::to_string(f.block_weights));
+                           " weights per row is more than the supported 2^31");
   }
   return Status::Ok();
 }

@@ -36,14 +36,8 @@ std::vector<const FormatInfo*> GridFormats() {
   return out;
 }
 
-// Row lengths every format accepts.
-std::vector<int64_t> RowLengths(const FormatInfo& f) {
-  std::vector<int64_t> ks;
-  for (int64_t k : {int64_t{256}, int64_t{1024}, int64_t{4096}}) {
-    if (CheckRowLength(f, k).ok()) ks.push_back(k);
-  }
-  return ks;
-}
+// Whole blocks and ragged rows (a partial last block).
+std::vector<int64_t> RowLengths(const FormatInfo&) { return {1, 31, 33, 100, 256, 1000, 4096, 4304}; }
 
 TEST(QuantGrid, TableFacts) {
   for (const FormatInfo& f : AllFormats()) {
@@ -57,6 +51,9 @@ TEST(QuantGrid, TableFacts) {
     EXPECT_EQ(QMax(f), want_qmax) << name;
     const int64_t want_groups = f.group_size == 0 ? 1 : 4096 / f.group_size;
     EXPECT_EQ(NumGroups(f, 4096), want_groups) << name;
+    if (f.group_size > 0) {
+      EXPECT_EQ(NumGroups(f, 4096 + 1), want_groups + 1) << name << ": a partial last group counts";
+    }
   }
 }
 
@@ -178,6 +175,34 @@ TEST(QuantGrid, NearestCodeIsTheNearestGridPoint) {
   EXPECT_EQ(NearestCode(g, 3, -5.0f), 0);
   EXPECT_EQ(NearestCode(g, 3, 5.0f), 3);
   EXPECT_EQ(NearestCode(GroupGrid{0.0f, 0.0f}, 3, 1.0f), 0);  // a constant group
+}
+
+// Ragged k: the partial last block is stored whole with codes 0 past k, and
+// its grid comes from the valid weights only (here all positive, so padding
+// zeros would drag an asymmetric grid's offset down to 0).
+TEST(QuantGrid, RaggedRowPadsWithZeroCodesAndIgnoresThePadding) {
+  for (const FormatInfo* f : GridFormats()) {
+    if (f->group_size == 0) continue;  // per-row grids have no padding
+    const int64_t k = 2 * f->block_weights + 3;
+    const int64_t k_whole = 3 * f->block_weights;
+    std::vector<float> w = MixedWeights(k, 61);
+    const float top = 1.0f + 0.125f * QMax(*f);  // exact grid: scale 1/8 from offset 1
+    w[k - 3] = 1.0f, w[k - 2] = top, w[k - 1] = 1.25f;
+    std::vector<uint8_t> row(RowBytes(*f, k), 0xff);
+    ASSERT_EQ(row.size(), RowBytes(*f, k_whole)) << f->name;
+    ASSERT_TRUE(QuantizeRowsRef(*f, w.data(), 1, k, RangeSearch::kMinMax, row).ok()) << f->name;
+    std::vector<GroupGrid> grids(NumGroups(*f, k_whole));
+    std::vector<uint8_t> codes(k_whole, 0xee);
+    DecodeRow(*f, row.data(), k_whole, grids.data(), codes.data());
+    for (int64_t i = k; i < k_whole; ++i) {
+      ASSERT_EQ(codes[i], 0) << f->name << ": padding code " << i << " of k=" << k;
+    }
+    if (f->encoding == ScaleEncoding::kF16ScaleMin) {
+      const GroupGrid& last = grids[NumGroups(*f, k) - 1];
+      EXPECT_EQ(last.offset, 1.0f) << f->name << ": last group's grid saw the padding";
+      EXPECT_EQ(GridValue(last, QMax(*f)), top) << f->name;
+    }
+  }
 }
 
 TEST(QuantGrid, RoundRowGridsGivesWhatTheFormatStores) {
