@@ -57,6 +57,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const std::function<void(con
   } else if (!o.formats.empty()) {
     return InvalidArgument("--formats needs --kernels");
   }
+  if (o.profile && o.model_dir.empty()) return InvalidArgument("--profile needs --model");
   if (!o.model_dir.empty()) {
     std::error_code ec;
     if (!std::filesystem::is_directory(o.model_dir, ec)) {
@@ -128,6 +129,16 @@ Result<BenchReport> RunBench(const BenchOptions& o, const std::function<void(con
     mo.bandwidth_gb_per_s = bandwidth_at(n_threads);
     mo.progress = [&](const std::string& line) { say("model (" + std::to_string(n_threads) + " threads): " + line); };
     auto r = BenchModel(*model, mo);
+    if (r.ok() && o.profile) {
+      say("model (" + std::to_string(n_threads) + " threads): profile of " + std::to_string(o.decode_tokens) +
+          " decode steps by op");
+      auto p = ProfileDecodeStep(*model, o.prompt_tokens, o.decode_tokens);
+      if (!p.ok()) {
+        SetNumThreads(previous);
+        return p.status();
+      }
+      report.profile = std::move(*p);
+    }
     SetNumThreads(previous);
     if (!r.ok()) return r.status();
     report.model = std::move(*r);

@@ -78,6 +78,20 @@ std::string FormatBenchText(const BenchReport& r) {
                   d.kv_bytes_per_token / 1048576.0);
     out += Printf("load      %s after decode\n", Load(d.load_average_1min).c_str());
   }
+  if (r.profile) {
+    const DecodeProfile& p = *r.profile;
+    out += Printf("\ndecode step by op (fastest of %lld steps from position %lld): %.1f ms\n",
+                  static_cast<long long>(p.steps), static_cast<long long>(p.position), p.step_ms);
+    out += "op                   calls       ms   share   weight MiB   GB/s\n";
+    for (const ProfileRow& row : p.rows) {
+      out += Printf("%-18s %7lld %8.2f  %5.1f%%", row.op.c_str(), static_cast<long long>(row.calls_per_step),
+                    row.ms_per_step, p.step_ms > 0 ? 100.0 * row.ms_per_step / p.step_ms : 0.0);
+      if (row.weight_bytes > 0 && row.ms_per_step > 0) {
+        out += Printf("   %10.1f %6.1f", row.weight_bytes / 1048576.0, row.weight_bytes / row.ms_per_step / 1e6);
+      }
+      out += "\n";
+    }
+  }
   return out;
 }
 
@@ -146,6 +160,19 @@ std::string FormatBenchJson(const BenchReport& r) {
                   {"load_average_1min", d.load_average_1min}};
   } else {
     j["model"] = nullptr;
+  }
+  if (r.profile) {
+    const DecodeProfile& p = *r.profile;
+    json rows = json::array();
+    for (const ProfileRow& row : p.rows) {
+      rows.push_back({{"op", row.op},
+                      {"ms_per_step", row.ms_per_step},
+                      {"calls_per_step", row.calls_per_step},
+                      {"weight_bytes", row.weight_bytes}});
+    }
+    j["profile"] = {{"position", p.position}, {"steps", p.steps}, {"step_ms", p.step_ms}, {"rows", rows}};
+  } else {
+    j["profile"] = nullptr;
   }
   return j.dump(2) + "\n";
 }
