@@ -141,7 +141,7 @@ TEST(BenchCli, JsonReportHasTheDocumentedKeys) {
   ExpectKeys(m, {"model_dir", "architecture", "threads", "parameters", "weight_formats", "bytes_per_token",
                  "prompt_tokens", "decode_tokens", "warmup_s", "prefill_s", "prefill_tokens_per_s", "decode_s",
                  "decode_tokens_per_s", "decode_step_median_ms", "decode_step_best_ms", "matmul_pass_ms",
-                 "matmul_gb_per_s", "kv_bytes_per_token", "bandwidth_gb_per_s", "ceiling_tokens_per_s", "ceiling_ratio",
+                 "matmul_gb_per_s", "kv_bytes_per_token", "bandwidth_gb_per_s", "bandwidth_after_gb_per_s", "ceiling_tokens_per_s", "ceiling_ratio",
                  "ceiling_ratio_median", "load_average_1min"},
              "model");
   ExpectKeys(m["bytes_per_token"], {"layer_matrices", "layer_vectors", "final_norm", "lm_head", "embed_row", "total"},
