@@ -1,6 +1,7 @@
-// kernels/qmatmul: the QMatMul driver. f16/bf16 go to the float MatMul;
-// formats with a W·A16 kernel (qmatmul_a16) run it; any other format runs the
-// table's scalar row dot products, so a new format is correct before it is fast.
+// kernels/qmatmul: the QMatMul driver. W2A8 when chosen (qmatmul_a8);
+// otherwise f16/bf16 go to the float MatMul, formats with a W·A16 kernel
+// (qmatmul_a16) run it, and any other format runs the table's scalar row dot
+// products, so a new format is correct before it is fast.
 // Work is split by output rows over the pool (grain 16).
 #include "kernels/qmatmul.h"
 
@@ -9,6 +10,7 @@
 #include "base/thread_pool.h"
 #include "kernels/ops.h"
 #include "kernels/qmatmul_a16.h"
+#include "kernels/qmatmul_a8.h"
 
 namespace bitlens::kernels {
 namespace {
@@ -46,6 +48,8 @@ bool QMatMulHasFastPath(const quant::FormatInfo& f) {
 void QMatMul(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
              int64_t k, const float* bias, float* y) {
   if (m <= 0 || n <= 0) return;
+  // W2A8 when chosen (process-wide option) and the format has integer codes.
+  if (GetQActivations() == QActivations::kInt8 && A8Supports(f, k)) return QMatMulA8(x, m, f, w, n, k, bias, y);
   DType dtype;
   if (PassthroughDType(f, &dtype)) return MatMul(x, m, WeightView{dtype, w, n, k}, bias, y);
   if (QMatMulA16Supports(f)) {
