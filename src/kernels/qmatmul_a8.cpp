@@ -217,6 +217,102 @@ float RowDotPlanes(const uint8_t* HWY_RESTRICT row, int64_t ng, const ARow& a) {
   return sum;
 }
 
+#if HWY_TARGET != HWY_SCALAR
+// Sums of the 128-bit blocks of u (i32 lanes) -> out[4].
+template <class D>
+HWY_INLINE void StoreBlockSums(D d, hn::Vec<D> u, int32_t* HWY_RESTRICT out) {
+  if constexpr (hn::MaxLanes(D()) > 4) {
+    const hn::Half<D> dh;
+    StoreBlockSums(dh, hn::Add(hn::LowerHalf(dh, u), hn::UpperHalf(dh, u)), out);
+  } else {
+    hn::StoreU(u, d, out);
+  }
+}
+
+// [Σ lanes of a0, a1, a2, a3] -> out[4], exact: a transpose-and-add tree
+// inside each 128-bit block, then the blocks added.
+template <class D32, class V>
+HWY_INLINE void Reduce4(D32 d32, V a0, V a1, V a2, V a3, int32_t* HWY_RESTRICT out) {
+  const hn::Repartition<int64_t, D32> d64;
+  const V t01 = hn::Add(hn::InterleaveLower(d32, a0, a1), hn::InterleaveUpper(d32, a0, a1));
+  const V t23 = hn::Add(hn::InterleaveLower(d32, a2, a3), hn::InterleaveUpper(d32, a2, a3));
+  const auto l = hn::InterleaveLower(d64, hn::BitCast(d64, t01), hn::BitCast(d64, t23));
+  const auto h = hn::InterleaveUpper(d64, hn::BitCast(d64, t01), hn::BitCast(d64, t23));
+  StoreBlockSums(d32, hn::Add(hn::BitCast(d32, l), hn::BitCast(d32, h)), out);
+}
+
+// Four outputs of a plane-interleaved group format at once (rows r[0..3]):
+// the activation vectors are loaded once for the four rows, the four integer
+// sums of a block are reduced together, and the f32 steps run with one row
+// per lane — each lane performs exactly the scalar sequence of RowDotPlanes.
+template <int B, int G, bool kStretched>
+void Tile4Planes(const uint8_t* const* HWY_RESTRICT r, int64_t ng, const ARow& a, float* HWY_RESTRICT out) {
+  constexpr int H = kStretched ? 2 : 4, Q = G * B / 8, P = 8 / B, NB = G / kA8Block;
+  constexpr int kMask = (1 << B) - 1;
+  const hn::CappedTag<int16_t, (Q < 32 ? Q : 32)> d16;
+  const hn::Rebind<uint8_t, decltype(d16)> du8;
+  const hn::Rebind<int8_t, decltype(d16)> di8;
+  const hn::Repartition<int32_t, decltype(d16)> d32;
+  const hn::Full128<float> df4;
+  const hn::RebindToSigned<decltype(df4)> di4;
+  const hn::Rebind<hwy::float16_t, decltype(df4)> dh4;
+  const int L = static_cast<int>(hn::Lanes(d16));
+  const auto mask = hn::Set(d16, static_cast<int16_t>(kMask));
+  auto sum = hn::Zero(df4);
+  alignas(16) int32_t isum[4];
+  alignas(16) uint16_t s16[4], m16[4];
+  for (int64_t g = 0; g < ng; ++g) {
+    const size_t off = static_cast<size_t>(g) * (H + Q);
+    for (int j = 0; j < 4; ++j) {
+      std::memcpy(&s16[j], r[j] + off, 2);
+      if constexpr (!kStretched) std::memcpy(&m16[j], r[j] + off + 2, 2);
+    }
+    const auto scale = hn::PromoteTo(df4, hn::LoadU(dh4, reinterpret_cast<const hwy::float16_t*>(s16)));
+    const auto offset = kStretched ? hn::Mul(hn::Set(df4, -1.5f), scale)
+                                   : hn::PromoteTo(df4, hn::LoadU(dh4, reinterpret_cast<const hwy::float16_t*>(m16)));
+    const uint8_t* q0 = r[0] + off + H;
+    const uint8_t* q1 = r[1] + off + H;
+    const uint8_t* q2 = r[2] + off + H;
+    const uint8_t* q3 = r[3] + off + H;
+    const int8_t* xg = a.xq + g * G;
+    const float* dg = a.d + g * NB;
+    const int64_t nb = std::min<int64_t>(NB, a.nb - g * NB);
+    auto acc = hn::Zero(df4);
+    auto c0 = hn::Zero(d32), c1 = c0, c2 = c0, c3 = c0;
+    auto e0 = c0, e1 = c0, e2 = c0, e3 = c0;  // second sums (used on some targets only)
+    int cur = 0;
+    auto flush = [&](int blk) {
+      if (blk < nb) {
+        Reduce4(d32, hn::Add(c0, e0), hn::Add(c1, e1), hn::Add(c2, e2), hn::Add(c3, e3), isum);
+        acc = hn::Add(acc, hn::Mul(hn::Set(df4, dg[blk]), hn::ConvertTo(df4, hn::LoadU(di4, isum))));
+      }
+      c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = hn::Zero(d32);
+    };
+    for (int p = 0; p < P; ++p) {
+      for (int c = 0; c < Q; c += L) {
+        const int blk = (p * Q + c) / kA8Block;
+        if (blk != cur) {
+          flush(cur);
+          cur = blk;
+        }
+        const auto acts = hn::PromoteTo(d16, hn::LoadU(di8, xg + p * Q + c));
+        const auto k0 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, q0 + c)), B * p), mask);
+        const auto k1 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, q1 + c)), B * p), mask);
+        const auto k2 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, q2 + c)), B * p), mask);
+        const auto k3 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, q3 + c)), B * p), mask);
+        c0 = hn::ReorderWidenMulAccumulate(d32, k0, acts, c0, e0);
+        c1 = hn::ReorderWidenMulAccumulate(d32, k1, acts, c1, e1);
+        c2 = hn::ReorderWidenMulAccumulate(d32, k2, acts, c2, e2);
+        c3 = hn::ReorderWidenMulAccumulate(d32, k3, acts, c3, e3);
+      }
+    }
+    flush(cur);
+    sum = hn::Add(sum, hn::Add(hn::Mul(scale, acc), hn::Mul(offset, hn::Set(df4, a.sxg[g]))));
+  }
+  hn::StoreU(sum, df4, out);
+}
+#endif
+
 // w8 row: [f32 scale][k int8 q]; codes are q + 127, so isum_b = Σ xq·q + 127·bsum_b.
 float RowDotW8(const uint8_t* HWY_RESTRICT row, int64_t k, const ARow& a, const int32_t* bsum) {
   float scale;
@@ -263,6 +359,33 @@ float RowDotGeneric(const quant::FormatInfo& f, const uint8_t* row, int64_t k, i
     sum += grids[G].scale * acc + grids[G].offset * a.sxg[G];
   }
   return sum;
+}
+
+// Plane formats: four output rows at a time, the rest one by one.
+template <int B, int G, bool kStretched>
+void RunPlanes(int64_t m_block, const ARow* arows, const uint8_t* w, size_t row_bytes, int64_t n, int64_t ng,
+               const float* bias, float* y) {
+  auto rows = [&](size_t begin, size_t end, size_t /*worker*/) {
+    int64_t o = static_cast<int64_t>(begin);
+#if HWY_TARGET != HWY_SCALAR
+    for (; o + 4 <= static_cast<int64_t>(end); o += 4) {
+      const uint8_t* r[4] = {w + o * row_bytes, w + (o + 1) * row_bytes, w + (o + 2) * row_bytes,
+                             w + (o + 3) * row_bytes};
+      for (int64_t i = 0; i < m_block; ++i) {
+        alignas(16) float s[4];
+        Tile4Planes<B, G, kStretched>(r, ng, arows[i], s);
+        for (int j = 0; j < 4; ++j) y[i * n + o + j] = bias ? s[j] + bias[o + j] : s[j];
+      }
+    }
+#endif
+    for (; o < static_cast<int64_t>(end); ++o) {
+      for (int64_t i = 0; i < m_block; ++i) {
+        const float s = RowDotPlanes<B, G, kStretched>(w + o * row_bytes, ng, arows[i]);
+        y[i * n + o] = bias ? s + bias[o] : s;
+      }
+    }
+  };
+  ParallelFor(static_cast<size_t>(n), 16, rows);
 }
 
 template <class RowDot>
@@ -315,17 +438,17 @@ void QMatMulA8Impl(const float* x, int64_t m, const quant::FormatInfo& f, int ki
     float* yb = y + r0 * n;
     switch (rk) {
       case RowKind::kW2Asym:
-        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<2, 32, false>(row, ng, a); });
-        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<2, 64, false>(row, ng, a); });
-        if (g == 128) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<2, 128, false>(row, ng, a); });
+        if (g == 32) RunPlanes<2, 32, false>(mb, arows, w, row_bytes, n, ng, bias, yb);
+        if (g == 64) RunPlanes<2, 64, false>(mb, arows, w, row_bytes, n, ng, bias, yb);
+        if (g == 128) RunPlanes<2, 128, false>(mb, arows, w, row_bytes, n, ng, bias, yb);
         break;
       case RowKind::kW2Stretched:
-        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<2, 32, true>(row, ng, a); });
-        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<2, 64, true>(row, ng, a); });
+        if (g == 32) RunPlanes<2, 32, true>(mb, arows, w, row_bytes, n, ng, bias, yb);
+        if (g == 64) RunPlanes<2, 64, true>(mb, arows, w, row_bytes, n, ng, bias, yb);
         break;
       case RowKind::kW4Asym:
-        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<4, 32, false>(row, ng, a); });
-        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<4, 64, false>(row, ng, a); });
+        if (g == 32) RunPlanes<4, 32, false>(mb, arows, w, row_bytes, n, ng, bias, yb);
+        if (g == 64) RunPlanes<4, 64, false>(mb, arows, w, row_bytes, n, ng, bias, yb);
         break;
       case RowKind::kW8:
         RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) {
