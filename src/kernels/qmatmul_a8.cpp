@@ -4,11 +4,16 @@
 // Integer dots widen u8 codes and i8 activations to i16 and multiply-add
 // pairs into i32 (pmaddwd / vmlal via ReorderWidenMulAccumulate), which is
 // exact, so only the per-block f32 steps fix the order, done lane-free.
+// Each f32 product and sum is rounded on its own, as in QMatMulA8Ref: no
+// contraction into fused multiply-adds anywhere in this file.
+#pragma GCC optimize("fp-contract=off")
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/qmatmul_a8.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // Must come after foreach_target.h.
 #include "hwy/highway.h"
+// Per-target code shared with qmatmul_lut; also after foreach_target.h.
+#include "kernels/qmatmul_a8-inl.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -17,9 +22,6 @@
 #include "base/thread_pool.h"
 #include "kernels/qmatmul_a8.h"
 #include "quant/grid.h"
-
-// Each f32 product and sum is rounded on its own, as in QMatMulA8Ref.
-#pragma GCC optimize("fp-contract=off")
 
 #ifndef BITLENS_QMATMUL_A8_SHARED
 #define BITLENS_QMATMUL_A8_SHARED
@@ -51,11 +53,6 @@ inline float HalfToFloat(uint16_t h) {
   return f;
 }
 
-inline float RoundEven(float v) {
-  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23, as in the reference
-  return (v + kMagic) - kMagic;
-}
-
 // Quantized activation rows of one call, on the calling thread's stack.
 // Row r of the block: xq + r·kq (kq = k padded to whole weight groups, zeros
 // past k), d/bsum + r·nbq (nbq = kq / 32), sxg + r·ng.
@@ -76,50 +73,6 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using a8::HalfToFloat;
 using a8::RowKind;
-
-// x [k] -> xq [kq] (zeros past k), d and bsum [kq / 32]; equal to
-// QuantizeActivationsA8Ref on the first ceil(k/32) blocks, zero blocks after.
-void QuantizeRow(const float* HWY_RESTRICT x, int64_t k, int64_t kq, int8_t* HWY_RESTRICT xq,
-                 float* HWY_RESTRICT d, int32_t* HWY_RESTRICT bsum) {
-  const hn::CappedTag<float, kA8Block> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int16_t, decltype(df)> d16;
-  const hn::Rebind<int8_t, decltype(df)> d8;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  const auto magic = hn::Set(df, 12582912.0f);
-  const auto lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
-  alignas(64) float tail[kA8Block];
-  for (int64_t i0 = 0; i0 < kq; i0 += kA8Block) {
-    const int64_t b = i0 / kA8Block;
-    if (i0 >= k) {
-      std::memset(xq + i0, 0, kA8Block);
-      d[b] = 0.0f;
-      bsum[b] = 0;
-      continue;
-    }
-    const float* xb = x + i0;
-    if (i0 + kA8Block > k) {  // ragged last block: zero-padded copy
-      std::memset(tail, 0, sizeof(tail));
-      std::memcpy(tail, xb, static_cast<size_t>(k - i0) * sizeof(float));
-      xb = tail;
-    }
-    auto vmax = hn::Zero(df);
-    for (int64_t j = 0; j < kA8Block; j += lanes) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + j)));
-    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    d[b] = amax / 127.0f;
-    const auto vinv = hn::Set(df, inv);
-    auto vsum = hn::Zero(di);
-    for (int64_t j = 0; j < kA8Block; j += lanes) {
-      auto v = hn::Mul(hn::LoadU(df, xb + j), vinv);
-      v = hn::Sub(hn::Add(v, magic), magic);
-      const auto q = hn::ConvertTo(di, hn::Min(hn::Max(v, lo), hi));
-      vsum = hn::Add(vsum, q);
-      hn::StoreU(hn::DemoteTo(d8, hn::DemoteTo(d16, q)), d8, xq + i0 + j);
-    }
-    bsum[b] = hn::GetLane(hn::SumOfLanes(di, vsum));
-  }
-}
 
 // Σ over the lanes of an i32 accumulator (exact).
 template <class D32, class V32>
@@ -426,7 +379,7 @@ void QMatMulA8Impl(const float* x, int64_t m, const quant::FormatInfo& f, int ki
       float* d = s.d + r * nbq;
       int32_t* bsum = s.bsum + r * nbq;
       float* sxg = s.sxg + r * nbq;
-      QuantizeRow(x + (r0 + r) * k, k, kq, xq, d, bsum);
+      QuantizeRow(x + (r0 + r) * k, k, kq, kA8Block, xq, d, bsum);
       for (int64_t G = 0; G < ng; ++G) {  // sx_G = Σ_b d_b · float(bsum_b), b ascending
         const int64_t b0 = G * bpg, b1 = std::min(nb, b0 + bpg);
         float sx = 0.0f;
