@@ -26,8 +26,8 @@ namespace HWY_NAMESPACE {
 // blocks of `block` values (a multiple of 32, at most kMaxActBlock); equal to
 // QuantizeActivationBlocksRef on the first ceil(k/block) blocks, zero blocks after.
 constexpr int kMaxActBlock = 256;
-HWY_MAYBE_UNUSED void QuantizeRow(const float* HWY_RESTRICT x, int64_t k, int64_t kq, int block,
-                                  int8_t* HWY_RESTRICT xq, float* HWY_RESTRICT d, int32_t* HWY_RESTRICT bsum) {
+HWY_MAYBE_UNUSED inline void QuantizeRow(const float* HWY_RESTRICT x, int64_t k, int64_t kq, int block,
+                                         int8_t* HWY_RESTRICT xq, float* HWY_RESTRICT d, int32_t* HWY_RESTRICT bsum) {
   namespace hn = hwy::HWY_NAMESPACE;
   const hn::CappedTag<float, kA8Block> df;
   const hn::RebindToSigned<decltype(df)> di;
