@@ -11,6 +11,7 @@
 
 #include "base/status.h"
 #include "bench/bandwidth.h"
+#include "bench/decode_profile.h"
 #include "bench/kernel_bench.h"
 #include "bench/machine.h"
 #include "bench/model_bench.h"
@@ -29,6 +30,7 @@ struct BenchOptions {
   std::string model_dir;          // "" = no end-to-end run
   int64_t prompt_tokens = 128;
   int64_t decode_tokens = 32;
+  bool profile = false;           // with a model: time each op class of a decode step
   std::string command_line;       // recorded in the report
 };
 
@@ -39,6 +41,7 @@ struct BenchReport {
   std::vector<BandwidthResult> bandwidth;  // one per thread count, ascending
   std::vector<KernelResult> kernels;
   std::optional<ModelBenchResult> model;
+  std::optional<DecodeProfile> profile;
 };
 
 // Checks every option before any measurement (InvalidArgument / NotFound
