@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "base/thread_pool.h"
+#include "kernels/qmatmul_a8.h"
 
 namespace bitlens::bench {
 namespace {
@@ -57,6 +58,12 @@ Result<BenchReport> RunBench(const BenchOptions& o, const std::function<void(con
   } else if (!o.formats.empty()) {
     return InvalidArgument("--formats needs --kernels");
   }
+  kernels::QActivations activations = kernels::QActivations::kF32;
+  if (o.activations == "a8") {
+    activations = kernels::QActivations::kInt8;
+  } else if (o.activations != "a16") {
+    return InvalidArgument("--activations '" + o.activations + "' is not a16 (f32 activations) or a8 (int8 activations)");
+  }
   if (o.profile && o.model_dir.empty()) return InvalidArgument("--profile needs --model");
   if (!o.model_dir.empty()) {
     std::error_code ec;
@@ -68,6 +75,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const std::function<void(con
   BenchReport report;
   report.started_utc = UtcNow();
   report.command_line = o.command_line;
+  report.activations = kernels::QActivationsName(activations);
   report.machine = DescribeMachine();
   const int64_t n_threads = o.threads > 0 ? o.threads : report.machine.logical_cores;
   std::vector<int64_t> thread_counts = {1};
@@ -79,6 +87,13 @@ Result<BenchReport> RunBench(const BenchOptions& o, const std::function<void(con
     say("loading " + o.model_dir);
     BL_ASSIGN_OR_RETURN(model, LoadModel(o.model_dir));
   }
+
+  // Restores the process-wide option however RunBench returns.
+  struct ActivationsScope {
+    kernels::QActivations previous = kernels::GetQActivations();
+    ~ActivationsScope() { kernels::SetQActivations(previous); }
+  } activations_scope;
+  kernels::SetQActivations(activations);
 
   for (int64_t t : thread_counts) {
     say("bandwidth: STREAM triad, " + std::to_string(t) + (t == 1 ? " thread" : " threads") + ", best of " +

@@ -30,6 +30,7 @@ struct BenchOptions {
   std::string model_dir;          // "" = no end-to-end run
   int64_t prompt_tokens = 128;
   int64_t decode_tokens = 32;
+  std::string activations = "a16";  // QMatMul activations: a16 (W2A16, f32 in registers) or a8 (W2A8)
   bool profile = false;           // with a model: time each op class of a decode step
   std::string command_line;       // recorded in the report
 };
@@ -37,6 +38,7 @@ struct BenchOptions {
 struct BenchReport {
   std::string started_utc;  // ISO 8601
   std::string command_line;
+  std::string activations;  // "a16" or "a8", for every quantized matmul of the run
   MachineInfo machine;
   std::vector<BandwidthResult> bandwidth;  // one per thread count, ascending
   std::vector<KernelResult> kernels;

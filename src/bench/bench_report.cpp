@@ -32,6 +32,8 @@ std::string FormatBenchText(const BenchReport& r) {
                 static_cast<long long>(m.logical_cores), m.llc_bytes / 1048576.0, m.ram_bytes / 1073741824.0);
   out += Printf("build     %s, %s, Highway target %s, %s\n", m.compiler.c_str(), m.build_type.c_str(),
                 m.hwy_target.c_str(), m.git_describe.empty() ? "revision unknown" : m.git_describe.c_str());
+  out += Printf("matmuls   quantized weights with %s activations\n",
+                r.activations == "a8" ? "int8 (W2A8)" : "f32 (W2A16)");
   out += Printf("load      %s (1-min load average at start; the machine may be shared)\n\n",
                 Load(m.load_average_1min).c_str());
 
@@ -103,6 +105,7 @@ std::string FormatBenchJson(const BenchReport& r) {
   j["bitlens_bench_version"] = 1;
   j["started_utc"] = r.started_utc;
   j["command"] = r.command_line;
+  j["activations"] = r.activations;
   j["machine"] = {{"cpu_model", m.cpu_model},     {"logical_cores", m.logical_cores},
                   {"llc_bytes", m.llc_bytes},     {"ram_bytes", m.ram_bytes},
                   {"hwy_target", m.hwy_target},   {"compiler", m.compiler},

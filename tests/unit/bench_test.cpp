@@ -112,7 +112,7 @@ TEST(BenchCli, JsonReportHasTheDocumentedKeys) {
   EXPECT_NE(r.out.find("triad"), std::string::npos) << r.out;
   const auto j = nlohmann::json::parse(ReadAll(json_path), nullptr, /*allow_exceptions=*/false);
   ASSERT_FALSE(j.is_discarded()) << "not JSON: " << ReadAll(json_path);
-  ExpectKeys(j, {"bitlens_bench_version", "started_utc", "command", "machine", "bandwidth", "kernels", "model", "profile"},
+  ExpectKeys(j, {"bitlens_bench_version", "started_utc", "command", "activations", "machine", "bandwidth", "kernels", "model", "profile"},
              "report");
   ExpectKeys(j["machine"], {"cpu_model", "logical_cores", "llc_bytes", "ram_bytes", "hwy_target", "compiler", "build_type",
                             "git_describe", "kernel", "load_average_1min"},
@@ -176,6 +176,7 @@ TEST(BenchCli, ReportWithoutKernelsOrModelHasEmptySections) {
   EXPECT_TRUE(j["kernels"].is_array() && j["kernels"].empty()) << j["kernels"].dump();
   EXPECT_TRUE(j["model"].is_null()) << j["model"].dump();
   EXPECT_TRUE(j["profile"].is_null()) << j["profile"].dump();
+  EXPECT_EQ(j["activations"], "a16");
 }
 
 TEST(BenchCli, BadFlagsExitTwoWithOneLine) {
@@ -198,6 +199,7 @@ TEST(BenchCli, BadFlagsExitTwoWithOneLine) {
       "--prompt-tokens 0",
       "--decode-tokens 0",
       "--profile",  // needs --model
+      "--activations a4",
   };
   for (const char* flags : cases) {
     const auto r = RunCli(std::string("bench ") + flags + " --json " + dir + "/never.json");
