@@ -209,54 +209,59 @@ TEST(QuantGptq, OutputErrorBelowRtnOnCorrelatedActivations) {
     EXPECT_TRUE(FindFormat(required).ok()) << required;
   }
   std::printf("  %-9s %12s %12s %12s %12s %12s\n", "format", "rtn minmax", "rtn mseclip",
-              "gptq", "gptq act", "gptq static");
+              "gptq", "gptq natural", "gptq nat+st");
   for (const FormatInfo& f : AllFormats()) {
-    if (!HasGrid(f) || !CheckRowLength(f, k).ok()) continue;
+    if (!HasGrid(f)) continue;
     const Quantized mm = QuantizeWith(QuantMethod::kRtn, f, w, n, k, &s, Grid(GridMethod::kMinMax));
     const Quantized clip = QuantizeWith(QuantMethod::kRtn, f, w, n, k, &s, Grid(GridMethod::kMseClip));
+    // Default: act_order (static grids).
     const Quantized gptq = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, Grid(GridMethod::kMseClip));
-    QuantizeOptions act = Grid(GridMethod::kMseClip);
-    act.gptq.act_order = true;
-    const Quantized gact = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, act);
-    QuantizeOptions st = Grid(GridMethod::kMseClip);
+    QuantizeOptions natural = Grid(GridMethod::kMseClip);
+    natural.gptq.act_order = false;  // grids chosen when each group starts
+    const Quantized gnat = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, natural);
+    QuantizeOptions st = natural;
     st.gptq.static_groups = true;
     const Quantized gst = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, st);
     std::printf("  %-9s %12.5f %12.5f %12.5f %12.5f %12.5f\n", f.name, mm.result.rel_output_error,
                 clip.result.rel_output_error, gptq.result.rel_output_error,
-                gact.result.rel_output_error, gst.result.rel_output_error);
+                gnat.result.rel_output_error, gst.result.rel_output_error);
     EXPECT_LT(gptq.result.rel_output_error, mm.result.rel_output_error) << f.name;
     EXPECT_LT(gptq.result.rel_output_error, clip.result.rel_output_error) << f.name;
-    EXPECT_LT(gact.result.rel_output_error, clip.result.rel_output_error) << f.name << " act_order";
+    EXPECT_LT(gnat.result.rel_output_error, clip.result.rel_output_error) << f.name << " natural order";
     EXPECT_LT(gst.result.rel_output_error, clip.result.rel_output_error) << f.name << " static";
   }
 }
 
 // The packed rows decode to the grids and codes GPTQ chose: every dequantized
-// weight is a grid point of its group.
+// weight is a grid point of its group; also for a ragged k (partial last group).
 TEST(QuantGptq, PackedRowsRoundTripThroughDequantize) {
-  const int64_t n = 8, k = 256, m = 512;
-  const std::vector<float> x = CorrelatedActivations(m, k, 2, 8.0f, 31);
-  const std::vector<float> w = NormalWeights(n * k, 0.02f, 32);
-  const LayerStats s = StatsOf(x, k);
-  for (const FormatInfo& f : AllFormats()) {
-    if (!HasGrid(f) || !CheckRowLength(f, k).ok()) continue;
-    const Quantized q = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, Grid(GridMethod::kMseClip));
-    const size_t rb = RowBytes(f, k);
-    std::vector<GroupGrid> grids(NumGroups(f, k));
-    std::vector<uint8_t> codes(k);
-    const int64_t gs = f.group_size > 0 ? f.group_size : k;
-    double worst = 0.0;
-    for (int64_t r = 0; r < n; ++r) {
-      DecodeRow(f, q.packed.data() + r * rb, k, grids.data(), codes.data());
-      for (int64_t i = 0; i < k; ++i) {
-        const GroupGrid& g = grids[i / gs];
-        ASSERT_LE(codes[i], QMax(f)) << f.name;
-        const double d = std::fabs(double(GridValue(g, codes[i])) - q.w_hat[r * k + i]);
-        worst = std::max(worst, d / (std::fabs(g.scale) * QMax(f) + 1e-30));
+  for (const int64_t k : {256, 250}) {
+    const int64_t n = 8, m = 512;
+    const std::vector<float> x = CorrelatedActivations(m, k, 2, 8.0f, 31);
+    const std::vector<float> w = NormalWeights(n * k, 0.02f, 32);
+    const LayerStats s = StatsOf(x, k);
+    for (const FormatInfo& f : AllFormats()) {
+      if (!HasGrid(f)) continue;
+      const Quantized q = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, Grid(GridMethod::kMseClip));
+      const Quantized rtn = QuantizeWith(QuantMethod::kRtn, f, w, n, k, &s, Grid(GridMethod::kMseClip));
+      EXPECT_LT(q.result.rel_output_error, rtn.result.rel_output_error) << f.name << " k=" << k;
+      const size_t rb = RowBytes(f, k);
+      std::vector<GroupGrid> grids(NumGroups(f, k));
+      std::vector<uint8_t> codes(k);
+      const int64_t gs = f.group_size > 0 ? f.group_size : k;
+      double worst = 0.0;
+      for (int64_t r = 0; r < n; ++r) {
+        DecodeRow(f, q.packed.data() + r * rb, k, grids.data(), codes.data());
+        for (int64_t i = 0; i < k; ++i) {
+          const GroupGrid& g = grids[i / gs];
+          ASSERT_LE(codes[i], QMax(f)) << f.name;
+          const double d = std::fabs(double(GridValue(g, codes[i])) - q.w_hat[r * k + i]);
+          worst = std::max(worst, d / (std::fabs(g.scale) * QMax(f) + 1e-30));
+        }
       }
+      EXPECT_LT(worst, 1e-5) << f.name << " k=" << k << ": dequantized weight off its grid point by "
+                             << worst << " of the grid range";
     }
-    EXPECT_LT(worst, 1e-5) << f.name << ": dequantized weight off its grid point by " << worst
-                           << " of the grid range";
   }
 }
 
@@ -295,32 +300,37 @@ TEST(QuantGptq, ClearErrors) {
   EXPECT_EQ(*ParseQuantMethod("gptq"), QuantMethod::kGptq);
 }
 
-// The phi-4-mini MLP shape (gate/up: 8192 x 3072). Prints the time; runs only
-// with BITLENS_SLOW_TESTS=1 (about a minute on 2 cores).
-TEST(QuantGptqTiming, Phi4MiniMlpShape) {
+// The phi-4-mini MLP shapes: gate/up [8192, 3072] and down [3072, 8192]. Prints
+// the times; runs only with BITLENS_SLOW_TESTS=1 (a few minutes on 2 cores).
+TEST(QuantGptqTiming, Phi4MiniMlpShapes) {
   if (std::getenv("BITLENS_SLOW_TESTS") == nullptr) GTEST_SKIP() << "set BITLENS_SLOW_TESTS=1";
-  const int64_t n = 8192, k = 3072, m = 2048;
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<float> x = CorrelatedActivations(m, k, 8, 8.0f, 51);
-  const std::vector<float> w = NormalWeights(n * k, 0.02f, 52);
-  const auto t1 = std::chrono::steady_clock::now();
-  LayerStats s = StatsOf(x, k);
-  const auto t2 = std::chrono::steady_clock::now();
-  std::printf("  stats: %lld rows x k=%lld accumulated in %.2f s (data made in %.2f s)\n",
-              (long long)m, (long long)k, std::chrono::duration<double>(t2 - t1).count(),
-              std::chrono::duration<double>(t1 - t0).count());
-  for (const char* name : {"w2g64", "w2g32"}) {
-    const FormatInfo& f = Format(name);
-    for (const QuantMethod method : {QuantMethod::kRtn, QuantMethod::kGptq}) {
-      std::vector<uint8_t> out(n * RowBytes(f, k));
-      QuantizeOptions o;
-      LinearQuantResult r;
-      const auto a = std::chrono::steady_clock::now();
-      ASSERT_TRUE(QuantizeLinear(method, f, w.data(), n, k, &s, o, out, &r).ok());
-      const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
-      std::printf("  %s %s [%lld, %lld]: quantize %.2f s, with error metric %.2f s, rel output error %.5f (%lld rows)\n",
-                  QuantMethodName(method), name, (long long)n, (long long)k, r.seconds, total,
-                  r.rel_output_error, (long long)r.error_rows_used);
+  struct Shape { int64_t n, k; };
+  for (const Shape shape : {Shape{8192, 3072}, Shape{3072, 8192}}) {
+    const int64_t n = shape.n, k = shape.k, m = 2048;
+    const std::vector<float> x = testdata::LowRankActivations(m, k, 64, 8, 8.0f, 51);
+    const std::vector<float> w = NormalWeights(n * k, 0.02f, 52);
+    const auto t1 = std::chrono::steady_clock::now();
+    LayerStats s = StatsOf(x, k);
+    const auto t2 = std::chrono::steady_clock::now();
+    std::printf("  stats: %lld rows x k=%lld accumulated in %.2f s\n", (long long)m, (long long)k,
+                std::chrono::duration<double>(t2 - t1).count());
+    std::vector<float> u;
+    ASSERT_TRUE(GptqInverseHessianFactor(s, 0.01f, {}, &u).ok());
+    std::printf("  inverse Hessian factor k=%lld: %.2f s\n", (long long)k,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count());
+    for (const char* name : {"w2g64"}) {
+      const FormatInfo& f = Format(name);
+      for (const QuantMethod method : {QuantMethod::kRtn, QuantMethod::kGptq}) {
+        std::vector<uint8_t> out(n * RowBytes(f, k));
+        QuantizeOptions o;
+        LinearQuantResult r;
+        const auto a = std::chrono::steady_clock::now();
+        ASSERT_TRUE(QuantizeLinear(method, f, w.data(), n, k, &s, o, out, &r).ok());
+        const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+        std::printf("  %s %s [%lld, %lld]: quantize %.2f s, with error metric %.2f s, rel output error %.5f (%lld rows)\n",
+                    QuantMethodName(method), name, (long long)n, (long long)k, r.seconds, total,
+                    r.rel_output_error, (long long)r.error_rows_used);
+      }
     }
   }
 }
