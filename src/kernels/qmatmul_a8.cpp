@@ -21,6 +21,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/qmatmul_a8.h"
+#include "quant/block_codes.h"
 #include "quant/grid.h"
 
 #ifndef BITLENS_QMATMUL_A8_SHARED
@@ -29,7 +30,12 @@ namespace bitlens::kernels::a8 {
 
 // Which row kernel reads a format's blocks. kGeneric decodes through
 // quant::DecodeRow (any format with a grid); the others read blocks in place.
-enum class RowKind { kGeneric, kW2Asym, kW2Stretched, kW4Asym, kW8 };
+enum class RowKind {
+  kGeneric, kW2Asym, kW2Stretched, kW4Asym, kW8,
+  kW2DQ,  // double-quantized 2-bit super-blocks of 256 (groups of 32 or 64)
+  kT1,    // ternary, base-3 bytes, groups of 256
+  kW3,    // 3-bit: a 2-bit plane and a 1-bit plane per group of 32 or 64
+};
 
 // Exact f16 -> f32 (normals, subnormals, zeros; inf/NaN kept): the f16 bits
 // shifted into an f32 with a 2^-112-biased exponent, then scaled by 2^112.
@@ -294,6 +300,115 @@ float RowDotW8(const uint8_t* HWY_RESTRICT row, int64_t k, const ARow& a, const 
   return scale * acc + (-127.0f * scale) * a.sxg[0];
 }
 
+// Σ xq_i · ((bytes[i] >> shift) & mask) over 32 weights (exact).
+HWY_INLINE int32_t IsumShifted32(const uint8_t* HWY_RESTRICT bytes, int shift, int mask,
+                                 const int8_t* HWY_RESTRICT xq) {
+  const hn::CappedTag<int16_t, kA8Block> d16;
+  const hn::Rebind<uint8_t, decltype(d16)> du8;
+  const hn::Rebind<int8_t, decltype(d16)> di8;
+  const hn::Repartition<int32_t, decltype(d16)> d32;
+  const int L = static_cast<int>(hn::Lanes(d16));
+  const auto vmask = hn::Set(d16, static_cast<int16_t>(mask));
+  auto acc = hn::Zero(d32), acc1 = hn::Zero(d32);
+  for (int j = 0; j < kA8Block; j += L) {
+    const auto codes = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, bytes + j)), shift), vmask);
+    acc = hn::ReorderWidenMulAccumulate(d32, codes, hn::PromoteTo(d16, hn::LoadU(di8, xq + j)), acc, acc1);
+  }
+  return ReduceI32(d32, hn::Add(acc, acc1));
+}
+
+// Double-quantized super-blocks [f16 d][f16 m0][f16 dm][256/G scale|min
+// codes][64 bytes: one 2-bit plane over 256 weights]. Activation block lb
+// (0..7) of a super-block is plane bytes 32·(lb % 2) .. +31 at bit 2·(lb / 2);
+// a group's grid is quant::DqGroupAt's f32 operations, repeated here.
+template <int G>
+float RowDotDQ(const uint8_t* HWY_RESTRICT row, int64_t ng, int block_bytes, const ARow& a) {
+  constexpr int kGroupsPerSb = quant::kDqBlock / G, kBlocksPerGroup = G / kA8Block;
+  constexpr int kPlane = quant::kDqHeaderBytes + kGroupsPerSb;
+  float sum = 0.0f;
+  for (int64_t g0 = 0; g0 < ng; g0 += kGroupsPerSb, row += block_bytes) {
+    uint16_t h[3];
+    std::memcpy(h, row, 6);
+    const float dsc = HalfToFloat(h[0]), m0 = HalfToFloat(h[1]), dm = HalfToFloat(h[2]);
+    for (int j = 0; j < kGroupsPerSb && g0 + j < ng; ++j) {
+      const uint8_t sm = row[quant::kDqHeaderBytes + j];
+      const float scale = dsc * static_cast<float>(sm & 15);
+      const float offset = m0 + dm * static_cast<float>(sm >> 4);
+      float acc = 0.0f;
+      for (int bb = 0; bb < kBlocksPerGroup; ++bb) {
+        const int lb = j * kBlocksPerGroup + bb;
+        const int64_t b = (g0 / kGroupsPerSb) * 8 + lb;
+        if (b >= a.nb) break;
+        const int32_t isum = IsumShifted32(row + kPlane + 32 * (lb % 2), 2 * (lb / 2), 3, a.xq + b * kA8Block);
+        acc += a.d[b] * static_cast<float>(isum);
+      }
+      sum += scale * acc + offset * a.sxg[g0 + j];
+    }
+  }
+  return sum;
+}
+
+// t1 blocks [f16 scale][48 bytes of 5 trits][4 bytes of 4 trits], grid
+// offset −scale: the 256 trits decoded to bytes with 16-bit lanes (digit p
+// of a byte is ((byte·3^p) mod 256)·3 >> 8), then the block dots.
+float RowDotT1(const uint8_t* HWY_RESTRICT row, int64_t ng, const ARow& a) {
+  const hn::CappedTag<int16_t, 16> du16;  // values stay below 2^15
+  const hn::Rebind<uint8_t, decltype(du16)> du8;
+  const int L = static_cast<int>(hn::Lanes(du16));
+  static constexpr int16_t kPow3[5] = {1, 3, 9, 27, 81};
+  alignas(64) uint8_t codes[quant::kT1Block];
+  int32_t isum[quant::kT1Block / kA8Block];
+  float sum = 0.0f;
+  for (int64_t g = 0; g < ng; ++g, row += 2 + quant::kT1Bytes5 + quant::kT1Bytes4) {
+    uint16_t s16;
+    std::memcpy(&s16, row, 2);
+    const float scale = HalfToFloat(s16);
+    const float offset = -scale;
+    const uint8_t* q5 = row + 2;
+    for (int c = 0; c < quant::kT1Bytes5; c += L) {
+      const auto v = hn::PromoteTo(du16, hn::LoadU(du8, q5 + c));
+      for (int p = 0; p < 5; ++p) {
+        const auto top = hn::And(hn::Mul(v, hn::Set(du16, kPow3[p])), hn::Set(du16, 0xFF));
+        const auto digit = hn::ShiftRight<8>(hn::Mul(top, hn::Set(du16, 3)));
+        hn::StoreU(hn::DemoteTo(du8, digit), du8, codes + quant::kT1Bytes5 * p + c);
+      }
+    }
+    for (int i = 0; i < quant::kT1Bytes4 * 4; ++i) {
+      codes[quant::kT1Bytes5 * 5 + i] = static_cast<uint8_t>(quant::TernaryCode(q5, quant::kT1Bytes5 * 5 + i));
+    }
+    const int64_t nb = std::min<int64_t>(quant::kT1Block / kA8Block, a.nb - g * (quant::kT1Block / kA8Block));
+    BlockIsums8(codes, a.xq + g * quant::kT1Block, nb * kA8Block, isum);
+    const float acc = CombineBlocks(isum, a.d + g * (quant::kT1Block / kA8Block), nb);
+    sum += scale * acc + offset * a.sxg[g];
+  }
+  return sum;
+}
+
+// 3-bit groups [f16 scale][f16 min][G/4 bytes: bits 0-1][G/8 bytes: bit 2].
+template <int G>
+float RowDotW3(const uint8_t* HWY_RESTRICT row, int64_t ng, const ARow& a) {
+  constexpr int kLo = G / 4, kHi = G / 8, kBlocks = G / kA8Block;
+  alignas(64) uint8_t codes[G];
+  int32_t isum[kBlocks];
+  float sum = 0.0f;
+  for (int64_t g = 0; g < ng; ++g, row += 4 + kLo + kHi) {
+    uint16_t s16, m16;
+    std::memcpy(&s16, row, 2);
+    std::memcpy(&m16, row + 2, 2);
+    const float scale = HalfToFloat(s16), offset = HalfToFloat(m16);
+    const uint8_t* lo = row + 4;
+    const uint8_t* hi = lo + kLo;
+    for (int i = 0; i < G; ++i) {
+      codes[i] = static_cast<uint8_t>(((lo[i % kLo] >> (2 * (i / kLo))) & 3) | (((hi[i % kHi] >> (i / kHi)) & 1) << 2));
+    }
+    const int64_t nb = std::min<int64_t>(kBlocks, a.nb - g * kBlocks);
+    BlockIsums8(codes, a.xq + g * G, nb * kA8Block, isum);
+    const float acc = CombineBlocks(isum, a.d + g * kBlocks, nb);
+    sum += scale * acc + offset * a.sxg[g];
+  }
+  return sum;
+}
+
 // Any format with a grid: DecodeRow into stack buffers, then the same sums.
 float RowDotGeneric(const quant::FormatInfo& f, const uint8_t* row, int64_t k, int64_t ng,
                     const ARow& a) {
@@ -408,6 +523,17 @@ void QMatMulA8Impl(const float* x, int64_t m, const quant::FormatInfo& f, int ki
           return RowDotW8(row, k, a, s.bsum + (a.d - s.d));
         });
         break;
+      case RowKind::kW2DQ:
+        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotDQ<32>(row, ng, f.block_bytes, a); });
+        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotDQ<64>(row, ng, f.block_bytes, a); });
+        break;
+      case RowKind::kT1:
+        RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotT1(row, ng, a); });
+        break;
+      case RowKind::kW3:
+        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotW3<32>(row, ng, a); });
+        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotW3<64>(row, ng, a); });
+        break;
       case RowKind::kGeneric:
         RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotGeneric(f, row, k, ng, a); });
         break;
@@ -440,6 +566,18 @@ a8::RowKind KindOf(const quant::FormatInfo& f) {
   }
   if (f.encoding == ScaleEncoding::kF32ScalePerRow && f.bits == 8 && g == 0 && f.row_header_bytes == 4) {
     return a8::RowKind::kW8;
+  }
+  if (f.encoding == ScaleEncoding::kDoubleQuantScaleMin && f.bits == 2 && f.block_weights == quant::kDqBlock &&
+      (g == 32 || g == 64) && f.block_bytes == quant::kDqHeaderBytes + quant::kDqBlock / g + quant::kDqBlock / 4) {
+    return a8::RowKind::kW2DQ;
+  }
+  if (f.encoding == ScaleEncoding::kF16ScaleTernary && g == quant::kT1Block && f.block_weights == g &&
+      f.block_bytes == 2 + quant::kT1Bytes5 + quant::kT1Bytes4) {
+    return a8::RowKind::kT1;
+  }
+  if (f.encoding == ScaleEncoding::kF16ScaleMin && f.bits == 3 && (g == 32 || g == 64) && f.block_weights == g &&
+      f.block_bytes == 4 + g / 4 + g / 8) {
+    return a8::RowKind::kW3;
   }
   return a8::RowKind::kGeneric;
 }
