@@ -1,7 +1,7 @@
-// bench/qmatmul_lut_bench: decode GEMV over packed 2-bit/ternary weights by
-// the three activation paths — f32 (W·A16, QMatMul's default), int8 (W·A8) and
-// the lookup-table kernel — on the decode shapes 3072×3072 and 8192×3072.
-// Reports the GB/s of packed weights streamed; prints, never fails.
+// bench/qmatmul_lut_bench: decode GEMV over packed weights by three kernels —
+// f32 activations (W·A16, QMatMul's default), int8 integer dots (W·A8,
+// QMatMulA8Dots) and the lookup-table kernel (QMatMulLut) — on the decode
+// shapes 3072×3072 and 8192×3072. Reports GB/s of packed weights; never fails.
 #include <cstdio>
 #include <map>
 #include <random>
@@ -68,7 +68,7 @@ void BM_QGemv(benchmark::State& state) {
     if (path == kA16) {
       kernels::QMatMul(x.data(), 1, **f, w.data(), n, k, nullptr, y.data());
     } else if (path == kA8) {
-      kernels::QMatMulA8(x.data(), 1, **f, w.data(), n, k, nullptr, y.data());
+      kernels::QMatMulA8Dots(x.data(), 1, **f, w.data(), n, k, nullptr, y.data());
     } else {
       kernels::QMatMulLut(x.data(), 1, **f, w.data(), n, k, nullptr, y.data());
     }

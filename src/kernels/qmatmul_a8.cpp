@@ -21,6 +21,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/qmatmul_a8.h"
+#include "kernels/qmatmul_lut.h"
 #include "quant/block_codes.h"
 #include "quant/grid.h"
 
@@ -585,6 +586,19 @@ a8::RowKind KindOf(const quant::FormatInfo& f) {
 
 void QMatMulA8(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
                int64_t k, const float* bias, float* y) {
+  if (m <= 0 || n <= 0) return;
+  // Decode of the 2-bit plane formats with groups <= 64: the table kernel
+  // computes the same result bit for bit and was faster on the decode
+  // shapes (docs/kernels.md, "LUT kernels"). It works 16-64 rows per tile,
+  // so small n stays here.
+  if (m == 1 && n >= 64 && LutSupports(f, k) && LutActivationBlock(f) == kA8Block) {
+    return QMatMulLut(x, m, f, w, n, k, bias, y);
+  }
+  QMatMulA8Dots(x, m, f, w, n, k, bias, y);
+}
+
+void QMatMulA8Dots(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
+                   int64_t k, const float* bias, float* y) {
   if (m <= 0 || n <= 0) return;
   HWY_DYNAMIC_DISPATCH(QMatMulA8Impl)(x, m, f, static_cast<int>(KindOf(f)), w, n, k, bias, y);
 }

@@ -142,7 +142,7 @@ TEST(QMatMulA8, SupportsEveryGroupFormatButNotPassthrough) {
 TEST(QMatMulA8, EqualsReferenceExactlyAllFormatsRaggedShapes) {
   std::mt19937 rng(7);
   const std::vector<int64_t> ks = {1, 5, 31, 32, 33, 64, 100, 127, 129, 257, 1000};
-  const std::vector<int64_t> ns = {1, 3, 17, 33};
+  const std::vector<int64_t> ns = {1, 3, 17, 33, 70};  // 70: decode takes the table kernel
   int64_t checked = 0, mismatches = 0;
   for (const FormatInfo* f : A8Formats()) {
     for (int64_t k : ks) {
@@ -160,15 +160,16 @@ TEST(QMatMulA8, EqualsReferenceExactlyAllFormatsRaggedShapes) {
           ForEachTarget([&](const char* target) {
             for (size_t threads : {1, 2}) {
               SetNumThreads(threads);
-              std::vector<float> got(m * n, -1e30f);
+              std::vector<float> got(m * n, -1e30f), dots(m * n, -1e30f);
               QMatMulA8(x.data(), m, *f, packed.data(), n, k, bp, got.data());
+              QMatMulA8Dots(x.data(), m, *f, packed.data(), n, k, bp, dots.data());
               for (int64_t i = 0; i < m * n; ++i) {
                 ++checked;
-                if (!(got[i] == want[i])) {
+                if (!(got[i] == want[i]) || !(dots[i] == want[i])) {
                   if (++mismatches <= 10) {
                     ADD_FAILURE() << f->name << " " << target << " threads=" << threads << " m=" << m
                                   << " n=" << n << " k=" << k << " i=" << i << ": got " << got[i]
-                                  << " want " << want[i];
+                                  << " (integer-dot kernel " << dots[i] << ") want " << want[i];
                   }
                 }
               }
