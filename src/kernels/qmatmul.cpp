@@ -3,12 +3,15 @@
 #include "kernels/qmatmul.h"
 
 #include "base/thread_pool.h"
+#include "kernels/qmatmul_a8.h"
 
 namespace bitlens::kernels {
 
 void QMatMul(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
              int64_t k, const float* bias, float* y) {
   if (m <= 0 || n <= 0) return;
+  // W2A8 when chosen (process-wide option) and the format has integer codes.
+  if (GetQActivations() == QActivations::kInt8 && A8Supports(f, k)) return QMatMulA8(x, m, f, w, n, k, bias, y);
   const size_t row_bytes = quant::RowBytes(f, k);
   auto rows = [&](size_t begin, size_t end, size_t /*worker*/) {
     for (int64_t r = 0; r < m; ++r) {

@@ -13,6 +13,7 @@
 #include "formats/safetensors.h"
 #include "kernels/ops.h"
 #include "model/decoder_weights.h"
+#include "model/linear_taps.h"
 #include "model/rope.h"
 
 namespace bitlens {
@@ -64,7 +65,20 @@ class Decoder {
   Status Forward(int64_t n, int64_t pos0, const RopeTable& rope, bool long_rope, const std::vector<LayerKv>& kv,
                  const DecoderBuffers& buf, int64_t n_logits, float* logits) const;
 
+  // One block of Forward on its own: rows buf.x[0, n) at positions pos0.. go
+  // through `layer` (the loaded weights or, during calibration, a quantized
+  // copy) with K/V written into `kv`. `tap` (may be null) sees each linear
+  // input. Forward is this function applied to every layer in turn.
+  Status ForwardLayer(const DecoderLayerWeights& layer, int64_t n, int64_t pos0, const RopeTable& rope, bool long_rope,
+                      const LayerKv& kv, const DecoderBuffers& buf, LinearInputTap* tap) const;
+
+  // y [n, hidden] = final RMSNorm of x [n, hidden]: the lm_head's input.
+  void FinalNorm(const float* x, int64_t n, float* y) const;
+
  private:
+  void RunLayer(const DecoderLayerWeights& L, int64_t n, int64_t pos0, const RopeTable& rope, bool long_rope,
+                const LayerKv& kv, const DecoderBuffers& buf, LinearInputTap* tap) const;
+
   Decoder(const Checkpoint& checkpoint, const TextConfig& config, DecoderWeights weights)
       : checkpoint_(checkpoint), config_(config), weights_(std::move(weights)) {}
 

@@ -76,33 +76,40 @@ void VitTower::EmbedPatches(const float* pixels) {
   for (size_t i = 0; i < hidden_.size(); ++i) hidden_[i] += w_.position_embedding[i];
 }
 
-// Pre-norm block (HF CLIPEncoderLayer / SiglipEncoderLayer):
+// Pre-norm block (HF CLIPEncoderLayer / SiglipEncoderLayer) on hidden [seq, d]:
 //   h += out_proj(attn(layer_norm1(h)));  h += fc2(act(fc1(layer_norm2(h))))
-void VitTower::RunLayer(const VitLayerWeights& l) {
+void VitTower::RunLayer(const VitLayerWeights& l, float* hidden, LinearInputTap* tap) {
   const int64_t d = config_.hidden_size;
   const float eps = static_cast<float>(config_.layer_norm_eps);
-  const int64_t n = static_cast<int64_t>(hidden_.size());
-  kernels::LayerNorm(hidden_.data(), l.layer_norm1_weight.data(), l.layer_norm1_bias.data(), seq_, d, eps, normed_.data());
+  const int64_t n = seq_ * d;
+  kernels::LayerNorm(hidden, l.layer_norm1_weight.data(), l.layer_norm1_bias.data(), seq_, d, eps, normed_.data());
+  if (tap) tap->OnInput(LinearSite::kAttnIn, normed_.data(), seq_, d);
   kernels::MatMul(normed_.data(), seq_, l.q_proj, l.q_bias.data(), q_.data());
   kernels::MatMul(normed_.data(), seq_, l.k_proj, l.k_bias.data(), k_.data());
   kernels::MatMul(normed_.data(), seq_, l.v_proj, l.v_bias.data(), v_.data());
   // Bidirectional: every patch attends to every patch.
   kernels::Attention(q_.data(), seq_, heads_, k_.data(), v_.data(), seq_, heads_, head_dim_, /*q_pos0=*/0,
                      /*causal=*/false, scale_, scratch_.data(), attn_.data());
+  if (tap) tap->OnInput(LinearSite::kAttnOut, attn_.data(), seq_, d);
   kernels::MatMul(attn_.data(), seq_, l.out_proj, l.out_bias.data(), normed_.data());
-  for (int64_t i = 0; i < n; ++i) hidden_[i] += normed_[i];
+  for (int64_t i = 0; i < n; ++i) hidden[i] += normed_[i];
 
-  kernels::LayerNorm(hidden_.data(), l.layer_norm2_weight.data(), l.layer_norm2_bias.data(), seq_, d, eps, normed_.data());
+  kernels::LayerNorm(hidden, l.layer_norm2_weight.data(), l.layer_norm2_bias.data(), seq_, d, eps, normed_.data());
+  if (tap) tap->OnInput(LinearSite::kMlpIn, normed_.data(), seq_, d);
   kernels::MatMul(normed_.data(), seq_, l.fc1, l.fc1_bias.data(), mlp_.data());
   kernels::Activate(act_, mlp_.data(), seq_ * config_.intermediate_size);
+  if (tap) tap->OnInput(LinearSite::kMlpOut, mlp_.data(), seq_, config_.intermediate_size);
   kernels::MatMul(mlp_.data(), seq_, l.fc2, l.fc2_bias.data(), normed_.data());
-  for (int64_t i = 0; i < n; ++i) hidden_[i] += normed_[i];
+  for (int64_t i = 0; i < n; ++i) hidden[i] += normed_[i];
 }
 
-const float* VitTower::Forward(const float* pixels) {
+void VitTower::EnsureScratch() {
   if (scratch_.size() < NumThreads() * static_cast<size_t>(seq_)) {
     scratch_.resize(NumThreads() * static_cast<size_t>(seq_));  // the pool grew past the CPU count
   }
+}
+
+const float* VitTower::Embed(const float* pixels) {
   EmbedPatches(pixels);
   if (config_.has_class_token()) {
     // hidden_states[0] of CLIP is taken after pre_layrnorm.
@@ -110,7 +117,19 @@ const float* VitTower::Forward(const float* pixels) {
                        config_.hidden_size, static_cast<float>(config_.layer_norm_eps), normed_.data());
     hidden_.swap(normed_);
   }
-  for (const VitLayerWeights& l : w_.layers) RunLayer(l);
+  return hidden_.data();
+}
+
+void VitTower::ForwardLayer(const VitLayerWeights& layer, float* hidden, LinearInputTap* tap) {
+  EnsureScratch();
+  if (mlp_.empty()) mlp_.resize(static_cast<size_t>(seq_ * config_.intermediate_size));
+  RunLayer(layer, hidden, tap);
+}
+
+const float* VitTower::Forward(const float* pixels) {
+  EnsureScratch();
+  Embed(pixels);
+  for (const VitLayerWeights& l : w_.layers) RunLayer(l, hidden_.data(), nullptr);
   // SigLIP's post_layernorm only touches last_hidden_state, never the
   // hidden_states list LLaVA reads, so it is not applied here.
   return hidden_.data();

@@ -11,6 +11,7 @@
 #include "base/status.h"
 #include "formats/hf_config.h"
 #include "kernels/ops.h"
+#include "model/linear_taps.h"
 #include "model/vit_weights.h"
 
 namespace bitlens {
@@ -36,9 +37,19 @@ class VitTower {
   // state [seq_len, hidden]; the pointer stays valid until the next Forward.
   const float* Forward(const float* pixels);
 
+  // The pieces of Forward, for calibration that walks the tower layer by
+  // layer over many images. Embed: pixels -> hidden [seq_len, hidden] before
+  // layer 0 (valid until the next call). ForwardLayer: hidden [seq_len,
+  // hidden] in place through `layer` (the loaded weights or a quantized
+  // copy); `tap` (may be null) sees each linear input.
+  const float* Embed(const float* pixels);
+  void ForwardLayer(const VitLayerWeights& layer, float* hidden, LinearInputTap* tap);
+  const VitWeights& weights() const { return w_; }
+
  private:
   void EmbedPatches(const float* pixels);
-  void RunLayer(const VitLayerWeights& l);
+  void RunLayer(const VitLayerWeights& l, float* hidden, LinearInputTap* tap);
+  void EnsureScratch();
 
   VisionConfig config_;
   VitWeights w_;

@@ -16,28 +16,28 @@ constexpr float kF32Max = 3.4028234e38f;
 // Hand-written bpw values; the unit test checks them against bytes written.
 constexpr FormatInfo kFormats[] = {
     {"w2g32", 2, 32, 32, sizeof(BlockW2G32), 0, 3.0, ScaleEncoding::kF16ScaleMin, kF16Max,
-     "per 32 weights: f16 scale, f16 min, 8 bytes of 2-bit codes", QuantizeRowGroupAsymRef,
+     "per 32 weights: f16 scale, f16 min, 8 bytes of 2-bit codes", QuantizeRowGridRef,
      DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w2g64", 2, 64, 64, sizeof(BlockW2G64), 0, 2.5, ScaleEncoding::kF16ScaleMin, kF16Max,
-     "per 64 weights: f16 scale, f16 min, 16 bytes of 2-bit codes", QuantizeRowGroupAsymRef,
+     "per 64 weights: f16 scale, f16 min, 16 bytes of 2-bit codes", QuantizeRowGridRef,
      DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w2g128", 2, 128, 128, sizeof(BlockW2G128), 0, 2.25, ScaleEncoding::kF16ScaleMin, kF16Max,
-     "per 128 weights: f16 scale, f16 min, 32 bytes of 2-bit codes", QuantizeRowGroupAsymRef,
+     "per 128 weights: f16 scale, f16 min, 32 bytes of 2-bit codes", QuantizeRowGridRef,
      DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w2sg32", 2, 32, 32, sizeof(BlockW2SG32), 0, 2.5, ScaleEncoding::kF16ScaleStretched, kF16Max,
      "per 32 weights: f16 scale, 8 bytes of 2-bit codes on {-1.5,-0.5,0.5,1.5}*scale",
-     QuantizeRowGroupStretchedRef, DequantizeRowGroupStretchedRef, VecDotGroupStretchedRef},
+     QuantizeRowGridRef, DequantizeRowGroupStretchedRef, VecDotGroupStretchedRef},
     {"w2sg64", 2, 64, 64, sizeof(BlockW2SG64), 0, 2.25, ScaleEncoding::kF16ScaleStretched, kF16Max,
      "per 64 weights: f16 scale, 16 bytes of 2-bit codes on {-1.5,-0.5,0.5,1.5}*scale",
-     QuantizeRowGroupStretchedRef, DequantizeRowGroupStretchedRef, VecDotGroupStretchedRef},
+     QuantizeRowGridRef, DequantizeRowGroupStretchedRef, VecDotGroupStretchedRef},
     {"w4g32", 4, 32, 32, sizeof(BlockW4G32), 0, 5.0, ScaleEncoding::kF16ScaleMin, kF16Max,
-     "per 32 weights: f16 scale, f16 min, 16 bytes of 4-bit codes", QuantizeRowGroupAsymRef,
+     "per 32 weights: f16 scale, f16 min, 16 bytes of 4-bit codes", QuantizeRowGridRef,
      DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w4g64", 4, 64, 64, sizeof(BlockW4G64), 0, 4.5, ScaleEncoding::kF16ScaleMin, kF16Max,
-     "per 64 weights: f16 scale, f16 min, 32 bytes of 4-bit codes", QuantizeRowGroupAsymRef,
+     "per 64 weights: f16 scale, f16 min, 32 bytes of 4-bit codes", QuantizeRowGridRef,
      DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w8", 8, 0, 1, 1, sizeof(RowHeaderW8), 8.0, ScaleEncoding::kF32ScalePerRow, kF32Max,
-     "per row: f32 scale, then k int8 codes (symmetric, [-127, 127])", QuantizeRowW8Ref,
+     "per row: f32 scale, then k int8 codes (symmetric, [-127, 127])", QuantizeRowGridRef,
      DequantizeRowW8Ref, VecDotW8Ref},
     {"f16", 16, 0, 1, sizeof(BlockF16), 0, 16.0, ScaleEncoding::kNone, kF16Max,
      "IEEE half per weight", QuantizeRowF16Ref, DequantizeRowF16Ref, VecDotF16Ref},
@@ -59,13 +59,17 @@ Result<const FormatInfo*> FindFormat(std::string_view name) {
   return NotFound("unknown weight format '" + std::string(name) + "' (known: " + known + ")");
 }
 
+// Ragged k: the last block may be partial; it is stored whole, its codes past
+// k are 0 and its grid comes from its valid weights only.
 size_t RowBytes(const FormatInfo& f, int64_t k) {
+  const int64_t blocks = (k + f.block_weights - 1) / f.block_weights;
   return static_cast<size_t>(f.row_header_bytes) +
-         static_cast<size_t>(k / f.block_weights) * static_cast<size_t>(f.block_bytes);
+         static_cast<size_t>(blocks) * static_cast<size_t>(f.block_bytes);
 }
 
+// Counts the padding of a partial last block, so it is what a row really costs.
 double BitsPerWeight(const FormatInfo& f, int64_t k) {
-  return f.bpw + 8.0 * f.row_header_bytes / static_cast<double>(k);
+  return 8.0 * static_cast<double>(RowBytes(f, k)) / static_cast<double>(k);
 }
 
 Status CheckRowLength(const FormatInfo& f, int64_t k) {
@@ -73,10 +77,11 @@ Status CheckRowLength(const FormatInfo& f, int64_t k) {
     return InvalidArgument(std::string(f.name) + ": rows need at least one weight, got k=" +
                            std::to_string(k));
   }
-  if (k % f.block_weights != 0) {
+  // Far beyond any model, and keeps every per-row index and byte count in range.
+  constexpr int64_t kMaxRowLength = int64_t{1} << 31;
+  if (k > kMaxRowLength) {
     return InvalidArgument(std::string(f.name) + ": k=" + std::to_string(k) +
-                           " is not a multiple of the group size " +
-                           std::to_string(f.block_weights));
+                           " weights per row is more than the supported 2^31");
   }
   return Status::Ok();
 }

@@ -59,16 +59,17 @@ using QuantizeRowFn = void (*)(const FormatInfo& f, const float* w, int64_t k, R
                                uint8_t* out);
 using DequantizeRowFn = void (*)(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
 // Σ_i x[i] · w[i] over one packed row of k weights, read in place (ggml's vec_dot).
+// Readers and the dot product use only weights i < k of a ragged row.
 using VecDotRowFn = float (*)(const FormatInfo& f, const uint8_t* row, const float* x, int64_t k);
 
 struct FormatInfo {
   const char* name;
   int bits;                 // bits per stored code (16 for passthrough)
   int group_size;           // weights sharing a scale along k; 0 = the whole row
-  int block_weights;        // weights per block (k must be a multiple)
+  int block_weights;        // weights per block (a partial last block is padded)
   int block_bytes;          // sizeof the block struct
   int row_header_bytes;     // per-row bytes before the blocks (w8's scale)
-  double bpw;               // bits per weight excluding the row header, written by hand
+  double bpw;               // bits per weight of whole blocks (no row header), written by hand
   ScaleEncoding encoding;
   float max_abs_weight;     // larger inputs overflow the stored scale/min/value
   const char* layout;       // one line for docs and `inspect`
@@ -82,12 +83,15 @@ std::span<const FormatInfo> AllFormats();
 // NotFound listing the known names when `name` is not in the table.
 Result<const FormatInfo*> FindFormat(std::string_view name);
 
-// Bytes of one row of k weights, and of n such rows. k must be valid (see
+// Bytes of one row of k weights: row header + ceil(k / block_weights) blocks.
+// Any k > 0 (ragged k): a partial last block is stored whole, its codes past k
+// are 0 and its grid comes from its valid weights only. k must be valid (see
 // CheckRowLength).
 size_t RowBytes(const FormatInfo& f, int64_t k);
-// True bits per weight for rows of length k, counting every scale and zero.
+// True bits per weight for rows of length k, 8 · RowBytes / k: counts every
+// scale, zero, row header and the padding of a partial last block.
 double BitsPerWeight(const FormatInfo& f, int64_t k);
-// InvalidArgument unless k > 0 and k is a multiple of the block.
+// InvalidArgument unless 0 < k <= 2^31.
 Status CheckRowLength(const FormatInfo& f, int64_t k);
 
 }  // namespace bitlens::quant

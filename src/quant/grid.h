@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "quant/formats.h"
 
@@ -32,6 +33,9 @@ int64_t NumGroups(const FormatInfo& f, int64_t k);
 // grids: NumGroups(f, k) entries.
 void ChooseRowGrids(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
                     GroupGrid* grids);
+// Shrink factors the MSE clip search tries on each group's range (about its
+// midpoint for min formats, max|w| for symmetric ones); 1.0 (plain min-max) first.
+std::span<const float> ClipShrinkGrid();
 // Rounds float proposals (e.g. HQQ's optimized scale and offset) in place to
 // what the format can store; for double-quantized formats this quantizes the
 // row's group scales/offsets per super-block.

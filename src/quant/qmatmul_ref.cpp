@@ -2,6 +2,7 @@
 // them. Codes are decoded inline with the same interleave as quant/rtn.
 #include "quant/qmatmul_ref.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/f16.h"
@@ -15,13 +16,14 @@ float VecDotGroupAsymRef(const FormatInfo& f, const uint8_t* row, const float* x
   const int g = f.group_size, bits = f.bits, mask = (1 << bits) - 1;
   const int qbytes = g * bits / 8;
   float sum = 0.0f;
-  for (int64_t b = 0; b < k / g; ++b, row += f.block_bytes, x += g) {
+  for (int64_t i0 = 0; i0 < k; i0 += g, row += f.block_bytes, x += g) {
     uint16_t s16, m16;
     std::memcpy(&s16, row, 2);
     std::memcpy(&m16, row + 2, 2);
     const uint8_t* q = row + 4;
+    const int len = static_cast<int>(std::min<int64_t>(g, k - i0));  // ragged last group
     float acc = 0.0f, sx = 0.0f;
-    for (int i = 0; i < g; ++i) {
+    for (int i = 0; i < len; ++i) {
       const int code = (q[i % qbytes] >> (bits * (i / qbytes))) & mask;
       acc += x[i] * static_cast<float>(code);
       sx += x[i];
@@ -35,12 +37,13 @@ float VecDotGroupAsymRef(const FormatInfo& f, const uint8_t* row, const float* x
 float VecDotGroupStretchedRef(const FormatInfo& f, const uint8_t* row, const float* x, int64_t k) {
   const int g = f.group_size, qbytes = g / 4;
   float sum = 0.0f;
-  for (int64_t b = 0; b < k / g; ++b, row += f.block_bytes, x += g) {
+  for (int64_t i0 = 0; i0 < k; i0 += g, row += f.block_bytes, x += g) {
     uint16_t s16;
     std::memcpy(&s16, row, 2);
     const uint8_t* q = row + 2;
+    const int len = static_cast<int>(std::min<int64_t>(g, k - i0));
     float acc = 0.0f;
-    for (int i = 0; i < g; ++i) {
+    for (int i = 0; i < len; ++i) {
       const int code = (q[i % qbytes] >> (2 * (i / qbytes))) & 3;
       acc += x[i] * (static_cast<float>(code) - 1.5f);
     }

@@ -13,7 +13,7 @@ namespace bitlens::quant {
 // packed_w: n * RowBytes(format, k) bytes (rows as QuantizeRowsRef writes them).
 // Callers validate k with CheckRowLength; no allocation, never fails.
 // Accumulation, all in f32: for each row, per group (block) of g weights in
-// ascending index order, acc = Σ x_i·c_i with c_i the integer code (q − 1.5 for
+// ascending index order (a ragged last group sums only its weights i < k), acc = Σ x_i·c_i with c_i the integer code (q − 1.5 for
 // the stretched grid) and, for min formats, sx = Σ x_i; the group adds
 // scale·acc + min·sx to the row sum, groups in ascending order; bias last.
 // w8: one f32 sum Σ x_i·q_i over the row, times the row scale. f16/bf16: each

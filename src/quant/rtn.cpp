@@ -1,14 +1,14 @@
-// quant/rtn: round-to-nearest reference quantizers. A group's range [lo, hi]
-// becomes an f16 scale and f16 min; codes are chosen against the f16-rounded
-// values so dequantize (min + scale * q) reproduces exactly what was measured.
+// quant/rtn: round-to-nearest reference quantizers and dequantizers. Grids
+// come from quant/grid already rounded to what the format stores, and codes
+// are chosen against them, so dequantize reproduces exactly what was measured.
 #include "quant/rtn.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "base/f16.h"
 
@@ -20,167 +20,55 @@ static_assert(offsetof(BlockW2G32, q) == 4 && offsetof(BlockW4G64, q) == 4,
 static_assert(offsetof(BlockW2SG32, q) == 2 && offsetof(BlockW2SG64, q) == 2,
               "stretched blocks start with their f16 scale");
 
-constexpr std::array<float, 71> MakeShrinkGrid() {
-  std::array<float, 71> g{};
-  for (int i = 0; i < 71; ++i) g[i] = 1.0f - 0.01f * static_cast<float>(i);  // 1.00 .. 0.30
-  return g;
-}
-constexpr std::array<float, 71> kShrinkGrid = MakeShrinkGrid();
-
-// The one dequantize expression, shared by the search and by dequantize so
-// the error the search minimizes is the error a reader sees.
-inline float DequantAsym(float scale, float min, int q) {
-  return min + scale * static_cast<float>(q);
-}
-
-inline int CodeAsym(float w, float scale, float min, int qmax) {
-  if (!(scale > 0.0f)) return 0;
-  const float q = std::nearbyint((w - min) / scale);
-  return static_cast<int>(std::clamp(q, 0.0f, static_cast<float>(qmax)));
-}
-
-struct GroupParams {
-  uint16_t scale_f16;
-  uint16_t min_f16;
-};
-
-GroupParams ParamsForRange(float lo, float hi, int qmax) {
-  return {F32ToF16((hi - lo) / static_cast<float>(qmax)), F32ToF16(lo)};
-}
-
-double GroupSquaredError(const float* w, int g, GroupParams p, int qmax) {
-  const float scale = F16ToF32(p.scale_f16), min = F16ToF32(p.min_f16);
-  double err = 0.0;
-  for (int i = 0; i < g; ++i) {
-    const double d = static_cast<double>(w[i]) - DequantAsym(scale, min, CodeAsym(w[i], scale, min, qmax));
-    err += d * d;
-  }
-  return err;
-}
-
-// Stretched symmetric grid: w ≈ scale * (q - 1.5), q in [0, 3]. The nearest
-// grid point to x = w / scale is q = floor(x) + 2, clamped.
-inline float DequantStretched(float scale, int q) { return scale * (static_cast<float>(q) - 1.5f); }
-
-inline int CodeStretched(float w, float scale) {
-  if (!(scale > 0.0f)) return 0;
-  return static_cast<int>(std::clamp(std::floor(w / scale) + 2.0f, 0.0f, 3.0f));
-}
-
-double GroupSquaredErrorStretched(const float* w, int g, uint16_t scale_f16) {
-  const float scale = F16ToF32(scale_f16);
-  double err = 0.0;
-  for (int i = 0; i < g; ++i) {
-    const double d = static_cast<double>(w[i]) - DequantStretched(scale, CodeStretched(w[i], scale));
-    err += d * d;
-  }
-  return err;
-}
-
 }  // namespace
 
-std::span<const float> ClipShrinkGrid() { return kShrinkGrid; }
+void QuantizeRowGridRef(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
+                        uint8_t* out) {
+  std::vector<GroupGrid> grids(static_cast<size_t>(NumGroups(f, k)));
+  std::vector<uint8_t> codes(static_cast<size_t>(k));
+  ChooseRowGrids(f, w, k, search, grids.data());
+  const int qmax = QMax(f);
+  const int64_t g = f.group_size > 0 ? f.group_size : k;
+  for (int64_t i = 0; i < k; ++i) codes[i] = NearestCode(grids[i / g], qmax, w[i]);
+  EncodeRow(f, grids.data(), codes.data(), k, out);
+}
 
 // Block: [f16 scale][f16 min][g * bits / 8 bytes of codes], see formats.h for
 // the interleaving (weight i -> byte i % qbytes, shift bits * (i / qbytes)).
-void QuantizeRowGroupAsymRef(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
-                             uint8_t* out) {
-  const int g = f.group_size, bits = f.bits, qmax = (1 << bits) - 1;
-  const int qbytes = g * bits / 8;
-  for (int64_t b = 0; b < k / g; ++b, out += f.block_bytes) {
-    const float* x = w + b * g;
-    const auto [lo_it, hi_it] = std::minmax_element(x, x + g);
-    const float lo = *lo_it, hi = *hi_it;
-    GroupParams best = ParamsForRange(lo, hi, qmax);
-    if (search == RangeSearch::kMseClip) {
-      // Grid search over ranges shrunk about the midpoint (clipping the tails
-      // trades a few large errors for a finer step everywhere else).
-      double best_err = GroupSquaredError(x, g, best, qmax);
-      const float mid = 0.5f * (lo + hi), half = 0.5f * (hi - lo);
-      for (float p : kShrinkGrid) {
-        const GroupParams cand = ParamsForRange(mid - p * half, mid + p * half, qmax);
-        const double err = GroupSquaredError(x, g, cand, qmax);
-        if (err < best_err) best_err = err, best = cand;
-      }
-    }
-    std::memcpy(out, &best.scale_f16, 2);
-    std::memcpy(out + 2, &best.min_f16, 2);
-    const float scale = F16ToF32(best.scale_f16), min = F16ToF32(best.min_f16);
-    uint8_t* q = out + 4;
-    std::memset(q, 0, static_cast<size_t>(qbytes));
-    for (int i = 0; i < g; ++i) {
-      q[i % qbytes] |= static_cast<uint8_t>(CodeAsym(x[i], scale, min, qmax) << (bits * (i / qbytes)));
-    }
-  }
-}
-
+// w = min + scale * q, the expression GridValue uses too.
 void DequantizeRowGroupAsymRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out) {
   const int g = f.group_size, bits = f.bits, mask = (1 << bits) - 1;
   const int qbytes = g * bits / 8;
-  for (int64_t b = 0; b < k / g; ++b, in += f.block_bytes, out += g) {
+  for (int64_t i0 = 0; i0 < k; i0 += g, in += f.block_bytes) {
     uint16_t s16, m16;
     std::memcpy(&s16, in, 2);
     std::memcpy(&m16, in + 2, 2);
     const float scale = F16ToF32(s16), min = F16ToF32(m16);
     const uint8_t* q = in + 4;
-    for (int i = 0; i < g; ++i) {
-      out[i] = DequantAsym(scale, min, (q[i % qbytes] >> (bits * (i / qbytes))) & mask);
+    const int len = static_cast<int>(std::min<int64_t>(g, k - i0));
+    for (int i = 0; i < len; ++i) {
+      out[i0 + i] = min + scale * static_cast<float>((q[i % qbytes] >> (bits * (i / qbytes))) & mask);
     }
   }
 }
 
-// Block: [f16 scale][g / 4 bytes of codes], same interleave as the asymmetric
-// 2-bit blocks. Min-max: the outer grid points ±1.5 * scale land on ±max|w|.
-void QuantizeRowGroupStretchedRef(const FormatInfo& f, const float* w, int64_t k,
-                                  RangeSearch search, uint8_t* out) {
-  const int g = f.group_size, qbytes = g / 4;
-  for (int64_t b = 0; b < k / g; ++b, out += f.block_bytes) {
-    const float* x = w + b * g;
-    float amax = 0.0f;
-    for (int i = 0; i < g; ++i) amax = std::max(amax, std::fabs(x[i]));
-    uint16_t best = F32ToF16(amax / 1.5f);
-    if (search == RangeSearch::kMseClip) {
-      double best_err = GroupSquaredErrorStretched(x, g, best);
-      for (float p : kShrinkGrid) {
-        const uint16_t cand = F32ToF16(p * amax / 1.5f);
-        const double err = GroupSquaredErrorStretched(x, g, cand);
-        if (err < best_err) best_err = err, best = cand;
-      }
-    }
-    std::memcpy(out, &best, 2);
-    const float scale = F16ToF32(best);
-    uint8_t* q = out + 2;
-    std::memset(q, 0, static_cast<size_t>(qbytes));
-    for (int i = 0; i < g; ++i) {
-      q[i % qbytes] |= static_cast<uint8_t>(CodeStretched(x[i], scale) << (2 * (i / qbytes)));
-    }
-  }
-}
-
+// Block: [f16 scale][g / 4 bytes of codes], w = scale * (q - 1.5).
 void DequantizeRowGroupStretchedRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out) {
   const int g = f.group_size, qbytes = g / 4;
-  for (int64_t b = 0; b < k / g; ++b, in += f.block_bytes, out += g) {
+  for (int64_t i0 = 0; i0 < k; i0 += g, in += f.block_bytes) {
     uint16_t s16;
     std::memcpy(&s16, in, 2);
     const float scale = F16ToF32(s16);
     const uint8_t* q = in + 2;
-    for (int i = 0; i < g; ++i) out[i] = DequantStretched(scale, (q[i % qbytes] >> (2 * (i / qbytes))) & 3);
+    const int len = static_cast<int>(std::min<int64_t>(g, k - i0));
+    for (int i = 0; i < len; ++i) {
+      const int code = (q[i % qbytes] >> (2 * (i / qbytes))) & 3;
+      out[i0 + i] = scale * (static_cast<float>(code) - 1.5f);
+    }
   }
 }
 
-// Row: [f32 scale][k int8], symmetric: scale = max|w| / 127.
-void QuantizeRowW8Ref(const FormatInfo&, const float* w, int64_t k, RangeSearch, uint8_t* out) {
-  float amax = 0.0f;
-  for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(w[i]));
-  const float scale = amax / 127.0f;
-  std::memcpy(out, &scale, 4);
-  int8_t* q = reinterpret_cast<int8_t*>(out + 4);
-  for (int64_t i = 0; i < k; ++i) {
-    q[i] = scale > 0.0f ? static_cast<int8_t>(std::clamp(std::nearbyint(w[i] / scale), -127.0f, 127.0f))
-                        : 0;
-  }
-}
-
+// Row: [f32 scale][k int8], w = scale * q.
 void DequantizeRowW8Ref(const FormatInfo&, const uint8_t* in, int64_t k, float* out) {
   float scale;
   std::memcpy(&scale, in, 4);

@@ -8,6 +8,7 @@
 
 #include "base/status.h"
 #include "quant/formats.h"
+#include "quant/grid.h"
 
 namespace bitlens::quant {
 
@@ -20,19 +21,13 @@ Status QuantizeRowsRef(const FormatInfo& f, const float* w, int64_t n, int64_t k
 Status DequantizeRowsRef(const FormatInfo& f, std::span<const uint8_t> in, int64_t n, int64_t k,
                          float* out);
 
-// Shrink factors the clipping search tries on each group's [min, max] range
-// (shrunk about its midpoint); 1.0 (plain min-max) is always first.
-std::span<const float> ClipShrinkGrid();
-
 // Row functions the format table points at (k already validated).
-void QuantizeRowGroupAsymRef(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
-                             uint8_t* out);
+// Every format with a grid quantizes through quant/grid: ChooseRowGrids, then
+// NearestCode per weight, then EncodeRow.
+void QuantizeRowGridRef(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
+                        uint8_t* out);
 void DequantizeRowGroupAsymRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
-void QuantizeRowGroupStretchedRef(const FormatInfo& f, const float* w, int64_t k,
-                                  RangeSearch search, uint8_t* out);
 void DequantizeRowGroupStretchedRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
-void QuantizeRowW8Ref(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
-                      uint8_t* out);
 void DequantizeRowW8Ref(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
 void QuantizeRowF16Ref(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
                        uint8_t* out);

@@ -1,6 +1,7 @@
 // The format table and the reference RTN quantizers: bpw equals the bytes
 // written, round trips stay within half a step, on-grid weights come back
 // exactly, the MSE clip search never loses to min-max, bad shapes are refused.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -63,7 +64,8 @@ TEST(QuantFormats, TableBpwEqualsBytesActuallyWritten) {
   for (const FormatInfo& f : AllFormats()) {
     // The hand-written bpw agrees with the block struct the compiler sized.
     EXPECT_DOUBLE_EQ(f.bpw, 8.0 * f.block_bytes / f.block_weights) << f.name;
-    for (int64_t k : {128, 256, 4096}) {
+    // Whole blocks and ragged rows (partial last block, padding counted).
+    for (int64_t k : {1, 31, 33, 100, 128, 256, 4096, 4304}) {
       const std::vector<float> w = NormalWeights(n * k, 7);
       // Every byte of the exact-size buffer is written: two different fills
       // give identical output.
@@ -74,9 +76,14 @@ TEST(QuantFormats, TableBpwEqualsBytesActuallyWritten) {
       EXPECT_DOUBLE_EQ(written_bpw, BitsPerWeight(f, k))
           << f.name << " k=" << k << ": table " << BitsPerWeight(f, k) << " bpw, written "
           << written_bpw;
+      if (k % f.block_weights == 0) {
+        EXPECT_DOUBLE_EQ(BitsPerWeight(f, k), f.bpw + 8.0 * f.row_header_bytes / k) << f.name;
+      }
     }
   }
   EXPECT_DOUBLE_EQ(BitsPerWeight(**FindFormat("w2g64"), 4096), 2.5);
+  // 100 weights of w2g64 take two whole blocks: 40 bytes, 3.2 bpw.
+  EXPECT_DOUBLE_EQ(BitsPerWeight(**FindFormat("w2g64"), 100), 3.2);
   EXPECT_DOUBLE_EQ(BitsPerWeight(**FindFormat("w8"), 4096), 8.0 + 32.0 / 4096);
 }
 
@@ -120,8 +127,9 @@ double AllowedError(const FormatInfo& f, const uint8_t* row, int64_t i, float w)
 }
 
 TEST(QuantFormats, RoundTripStaysWithinHalfAStep) {
-  const int64_t n = 4, k = 256;
+  const int64_t n = 4;
   for (const FormatInfo& f : AllFormats()) {
+   for (int64_t k : {256, 100, 33}) {
     for (int data = 0; data < 2; ++data) {
       const auto w = data == 0 ? NormalWeights(n * k, 11) : HeavyTailedWeights(n * k, 12);
       for (RangeSearch search : {RangeSearch::kMinMax, RangeSearch::kMseClip}) {
@@ -136,62 +144,67 @@ TEST(QuantFormats, RoundTripStaysWithinHalfAStep) {
             const double err = std::fabs(double(x) - dq[r * k + i]);
             const double allowed = AllowedError(f, packed.data() + r * RowBytes(f, k), i, x);
             worst_ratio = std::max(worst_ratio, allowed > 0 ? err / allowed : err);
-            ASSERT_LE(err, allowed) << f.name << " data " << data << " [" << r << ", " << i
-                                    << "] w=" << x << " dq=" << dq[r * k + i];
+            ASSERT_LE(err, allowed) << f.name << " k=" << k << " data " << data << " [" << r
+                                    << ", " << i << "] w=" << x << " dq=" << dq[r * k + i];
           }
         }
-        std::printf("%-7s data=%s search=%s worst |err|/bound = %.4f\n", f.name,
+        std::printf("%-7s k=%-4d data=%s search=%s worst |err|/bound = %.4f\n", f.name, int(k),
                     data ? "heavy " : "normal", search == RangeSearch::kMseClip ? "clip  " : "minmax",
                     worst_ratio);
       }
     }
+   }
   }
 }
 
 TEST(QuantFormats, WeightsOnTheGridComeBackExactly) {
-  const int64_t n = 3, k = 256;
+  const int64_t n = 3;
   std::mt19937 rng(5);
   for (const FormatInfo& f : AllFormats()) {
+   for (int64_t k : {256, 100}) {  // 100: a partial last group, its grid from valid weights only
     std::vector<float> w(static_cast<size_t>(n * k));
-    if (f.encoding == ScaleEncoding::kF16ScaleStretched) {
-      // Dyadic scale; codes 0 and 3 in every group put max|w| at 1.5 * scale.
-      for (int64_t g0 = 0; g0 < n * k; g0 += f.group_size) {
-        const float scale = float(1 + rng() % 16) / 64.0f;
-        for (int i = 0; i < f.group_size; ++i) {
-          const int q = i == 0 ? 0 : i == 1 ? 3 : int(rng() % 4);
-          w[g0 + i] = scale * (float(q) - 1.5f);
+    for (int64_t r = 0; r < n; ++r) {
+      float* row = w.data() + r * k;
+      if (f.encoding == ScaleEncoding::kF16ScaleStretched) {
+        // Dyadic scale; codes 0 and 3 in every group put max|w| at 1.5 * scale.
+        for (int64_t g0 = 0; g0 < k; g0 += f.group_size) {
+          const float scale = float(1 + rng() % 16) / 64.0f;
+          for (int64_t i = 0; i < std::min<int64_t>(f.group_size, k - g0); ++i) {
+            const int q = i == 0 ? 0 : i == 1 ? 3 : int(rng() % 4);
+            row[g0 + i] = scale * (float(q) - 1.5f);
+          }
         }
-      }
-    } else if (IsGroupwise(f)) {
-      // Dyadic scale and min, so min + scale * q is exact in f32 and f16, and
-      // each group holds codes 0 and qmax so min-max finds the same grid.
-      const int qmax = (1 << f.bits) - 1;
-      for (int64_t g0 = 0; g0 < n * k; g0 += f.group_size) {
-        const float scale = float(1 + rng() % 16) / 64.0f, min = -float(rng() % 64) / 32.0f;
-        for (int i = 0; i < f.group_size; ++i) {
-          const int q = i == 0 ? 0 : i == 1 ? qmax : int(rng() % (qmax + 1));
-          w[g0 + i] = min + scale * float(q);
+      } else if (IsGroupwise(f)) {
+        // Dyadic scale and min, so min + scale * q is exact in f32 and f16, and
+        // each group holds codes 0 and qmax so min-max finds the same grid.
+        // Positive minimums too: a padded group must not see the padding.
+        const int qmax = (1 << f.bits) - 1;
+        for (int64_t g0 = 0; g0 < k; g0 += f.group_size) {
+          const float scale = float(1 + rng() % 16) / 64.0f, min = float(int(rng() % 64) - 48) / 32.0f;
+          for (int64_t i = 0; i < std::min<int64_t>(f.group_size, k - g0); ++i) {
+            const int q = i == 0 ? 0 : i == 1 ? qmax : int(rng() % (qmax + 1));
+            row[g0 + i] = min + scale * float(q);
+          }
         }
-      }
-    } else if (f.encoding == ScaleEncoding::kF32ScalePerRow) {
-      for (int64_t r = 0; r < n; ++r) {
+      } else if (f.encoding == ScaleEncoding::kF32ScalePerRow) {
         const float scale = std::ldexp(1.0f, -int(3 + r));
         for (int64_t i = 0; i < k; ++i) {
           const int q = i == 0 ? 127 : int(rng() % 255) - 127;
-          w[r * k + i] = scale * float(q);
+          row[i] = scale * float(q);
         }
+      } else {
+        // At most 8 significant bits: exact in bf16 (and f16).
+        for (int64_t i = 0; i < k; ++i) row[i] = float(int(rng() % 255) - 127) / 16.0f;
       }
-    } else {
-      // At most 8 significant bits: exact in bf16 (and f16).
-      for (float& x : w) x = float(int(rng() % 255) - 127) / 16.0f;
     }
     for (RangeSearch search : {RangeSearch::kMinMax, RangeSearch::kMseClip}) {
       const auto dq = Dequantize(f, Quantize(f, w, n, k, search), n, k);
       for (size_t i = 0; i < w.size(); ++i) {
-        ASSERT_EQ(dq[i], w[i]) << f.name << " element " << i
+        ASSERT_EQ(dq[i], w[i]) << f.name << " k=" << k << " element " << i
                                << (search == RangeSearch::kMseClip ? " (mse clip)" : "");
       }
     }
+   }
   }
 }
 
@@ -226,9 +239,13 @@ TEST(QuantFormats, BadShapesAndValuesGiveClearErrors) {
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
     EXPECT_NE(s.message().find(needle), std::string::npos) << s.message();
   };
+  // Ragged k is valid: 96 weights take two whole 20-byte blocks per row.
+  EXPECT_TRUE(QuantizeRowsRef(w2g64, w.data(), 2, 96, RangeSearch::kMinMax,
+                              std::span(buf).first(2 * 40)).ok());
   expect_error(QuantizeRowsRef(w2g64, w.data(), 2, 96, RangeSearch::kMinMax,
-                               std::span(buf).first(2 * 40)),
-               "k=96 is not a multiple of the group size 64");
+                               std::span(buf).first(2 * 36)),
+               "needs 80 bytes of packed weights, buffer has 72");
+  expect_error(CheckRowLength(w2g64, (int64_t{1} << 31) + 1), "more than the supported");
   expect_error(QuantizeRowsRef(w2g64, w.data(), 2, 0, RangeSearch::kMinMax, std::span(buf).first(0)),
                "at least one weight");
   expect_error(QuantizeRowsRef(w2g64, w.data(), -1, 64, RangeSearch::kMinMax, std::span(buf).first(0)),

@@ -35,13 +35,15 @@ double AbsTermSum(const FormatInfo& f, const uint8_t* row, const float* x, const
     return s;
   }
   const int g = f.group_size;
-  for (int64_t b = 0; b < k / g; ++b, row += f.block_bytes) {
+  for (int64_t i0 = 0; i0 < k; i0 += g, row += f.block_bytes) {
     uint16_t s16, m16 = 0;
     std::memcpy(&s16, row, 2);
     if (f.encoding == ScaleEncoding::kF16ScaleMin) std::memcpy(&m16, row + 2, 2);
     const double scale = std::fabs(F16ToF32(s16)), min = std::fabs(F16ToF32(m16));
     const double cmax = f.encoding == ScaleEncoding::kF16ScaleMin ? (1 << f.bits) - 1 : 1.5;
-    for (int i = 0; i < g; ++i) s += std::fabs(double(x[b * g + i])) * (scale * cmax + min);
+    for (int64_t i = i0; i < std::min<int64_t>(k, i0 + g); ++i) {
+      s += std::fabs(double(x[i])) * (scale * cmax + min);
+    }
   }
   return s;
 }
@@ -52,7 +54,9 @@ TEST(QuantMatMulRef, MatchesDequantizeThenMatMulForEveryFormat) {
   for (const FormatInfo& f : AllFormats()) {
     const int64_t unit = std::max<int64_t>(f.block_weights, 32);
     double worst_diff = 0.0, worst_ratio = 0.0;
-    for (int64_t k : {unit, 3 * unit, 4096 / unit * unit}) {
+    // Whole blocks and ragged rows (the last block partial, its padding unread).
+    for (int64_t k : {int64_t{1}, int64_t{31}, int64_t{33}, int64_t{100}, unit, 3 * unit + 5,
+                      4096 / unit * unit, int64_t{4304}}) {
       for (int64_t n : {1, 7, 33}) {
         for (int64_t m : {1, 3}) {
           std::vector<float> w(static_cast<size_t>(n * k)), x(static_cast<size_t>(m * k)), bias(n);
@@ -71,7 +75,9 @@ TEST(QuantMatMulRef, MatchesDequantizeThenMatMulForEveryFormat) {
           // group sums, the bias add, and the reference's own rounding of each
           // decoded weight (1); per-row formats k + 3. The reference accumulates
           // in f64 and rounds once more at the end (u·|want|).
-          const int64_t ops = f.group_size > 0 ? f.group_size + 3 + k / f.group_size + 2 : k + 3;
+          const int64_t ops = f.group_size > 0
+                                  ? f.group_size + 3 + (k + f.group_size - 1) / f.group_size + 2
+                                  : k + 3;
           const size_t rb = RowBytes(f, k);
           for (int64_t r = 0; r < m; ++r) {
             for (int64_t o = 0; o < n; ++o) {

@@ -6,6 +6,7 @@
 
 #include "base/thread_pool.h"
 #include "commands.h"
+#include "kernels/qmatmul_a8.h"
 #include "model/model.h"
 #include "runtime/session.h"
 #include "vision/image.h"
@@ -29,11 +30,13 @@ struct RunArgs {
   size_t threads = 0;
   bool chat = false;
   bool no_chat = false;
+  std::string activations = "a16";
   std::vector<std::string> stop;
 };
 
 Status Run(const RunArgs& a) {
   SetNumThreads(a.threads);
+  kernels::SetQActivations(a.activations == "a8" ? kernels::QActivations::kInt8 : kernels::QActivations::kF32);
   BL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(a.model_dir));
   std::optional<Image> image;
   if (!a.image.empty()) {
@@ -81,6 +84,9 @@ void AddRunCommand(CLI::App& app, Status* result) {
   cmd->add_option("--prefill-batch", a->prefill_batch, "Prompt rows per forward; 0 = the whole prompt at once");
   cmd->add_option("--threads", a->threads, "Worker threads; 0 = all cores");
   cmd->add_option("--stop", a->stop, "Stop string (repeatable)");
+  cmd->add_option("--activations", a->activations,
+                  "Activations for quantized weights: a16 (f32, default) or a8 (int8 per block of 32)")
+      ->check(CLI::IsMember({"a16", "a8"}));
   cmd->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template");
   cmd->add_flag("--no-chat", a->no_chat, "Never apply the chat template");
   cmd->callback([a, result] { *result = Run(*a); });

@@ -14,5 +14,6 @@ void AddSynthCommand(CLI::App& app, Status* result);
 void AddInspectCommand(CLI::App& app, Status* result);
 void AddRunCommand(CLI::App& app, Status* result);
 void AddConvertCommand(CLI::App& app, Status* result);
+void AddBenchCommand(CLI::App& app, Status* result);
 
 }  // namespace bitlens::cli
