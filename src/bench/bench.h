@@ -11,6 +11,7 @@
 
 #include "base/status.h"
 #include "bench/bandwidth.h"
+#include "bench/decode_profile.h"
 #include "bench/kernel_bench.h"
 #include "bench/machine.h"
 #include "bench/model_bench.h"
@@ -29,16 +30,20 @@ struct BenchOptions {
   std::string model_dir;          // "" = no end-to-end run
   int64_t prompt_tokens = 128;
   int64_t decode_tokens = 32;
+  std::string activations = "a16";  // QMatMul activations: a16 (W2A16, f32 in registers) or a8 (W2A8)
+  bool profile = false;           // with a model: time each op class of a decode step
   std::string command_line;       // recorded in the report
 };
 
 struct BenchReport {
   std::string started_utc;  // ISO 8601
   std::string command_line;
+  std::string activations;  // "a16" or "a8", for every quantized matmul of the run
   MachineInfo machine;
   std::vector<BandwidthResult> bandwidth;  // one per thread count, ascending
   std::vector<KernelResult> kernels;
   std::optional<ModelBenchResult> model;
+  std::optional<DecodeProfile> profile;
 };
 
 // Checks every option before any measurement (InvalidArgument / NotFound

@@ -32,6 +32,8 @@ std::string FormatBenchText(const BenchReport& r) {
                 static_cast<long long>(m.logical_cores), m.llc_bytes / 1048576.0, m.ram_bytes / 1073741824.0);
   out += Printf("build     %s, %s, Highway target %s, %s\n", m.compiler.c_str(), m.build_type.c_str(),
                 m.hwy_target.c_str(), m.git_describe.empty() ? "revision unknown" : m.git_describe.c_str());
+  out += Printf("matmuls   quantized weights with %s activations\n",
+                r.activations == "a8" ? "int8 (W2A8)" : "f32 (W2A16)");
   out += Printf("load      %s (1-min load average at start; the machine may be shared)\n\n",
                 Load(m.load_average_1min).c_str());
 
@@ -68,8 +70,9 @@ std::string FormatBenchText(const BenchReport& r) {
                   static_cast<long long>(d.decode_tokens), d.decode_s, d.decode_tokens_per_s, d.decode_step_median_ms,
                   d.decode_step_best_ms);
     if (d.bandwidth_gb_per_s > 0) {
-      out += Printf("ceiling   %.1f GB/s / %.1f MiB per token = %.2f tokens/s; achieved ratio %.2f (median step %.2f)\n",
-                    d.bandwidth_gb_per_s, d.bytes.total() / 1048576.0, d.ceiling_tokens_per_s, d.ceiling_ratio,
+      out += Printf("ceiling   %.1f GB/s (best triad before/after; after: %.1f) / %.1f MiB per token = %.2f tokens/s\n",
+                    d.bandwidth_gb_per_s, d.bandwidth_after_gb_per_s, d.bytes.total() / 1048576.0, d.ceiling_tokens_per_s);
+      out += Printf("ratio     achieved / ceiling = %.2f (with the median step: %.2f)\n", d.ceiling_ratio,
                     d.ceiling_ratio_median);
     }
     out += Printf("matmuls   the step's GEMVs alone: %.1f ms (%.1f GB/s); the rest of a median step: %.1f ms\n",
@@ -77,6 +80,20 @@ std::string FormatBenchText(const BenchReport& r) {
     out += Printf("kv cache  %.1f MiB read per token at the mean position (not in bytes/token)\n",
                   d.kv_bytes_per_token / 1048576.0);
     out += Printf("load      %s after decode\n", Load(d.load_average_1min).c_str());
+  }
+  if (r.profile) {
+    const DecodeProfile& p = *r.profile;
+    out += Printf("\ndecode step by op (fastest of %lld steps from position %lld): %.1f ms\n",
+                  static_cast<long long>(p.steps), static_cast<long long>(p.position), p.step_ms);
+    out += "op                   calls       ms   share   weight MiB   GB/s\n";
+    for (const ProfileRow& row : p.rows) {
+      out += Printf("%-18s %7lld %8.2f  %5.1f%%", row.op.c_str(), static_cast<long long>(row.calls_per_step),
+                    row.ms_per_step, p.step_ms > 0 ? 100.0 * row.ms_per_step / p.step_ms : 0.0);
+      if (row.weight_bytes > 0 && row.ms_per_step > 0) {
+        out += Printf("   %10.1f %6.1f", row.weight_bytes / 1048576.0, row.weight_bytes / row.ms_per_step / 1e6);
+      }
+      out += "\n";
+    }
   }
   return out;
 }
@@ -88,6 +105,7 @@ std::string FormatBenchJson(const BenchReport& r) {
   j["bitlens_bench_version"] = 1;
   j["started_utc"] = r.started_utc;
   j["command"] = r.command_line;
+  j["activations"] = r.activations;
   j["machine"] = {{"cpu_model", m.cpu_model},     {"logical_cores", m.logical_cores},
                   {"llc_bytes", m.llc_bytes},     {"ram_bytes", m.ram_bytes},
                   {"hwy_target", m.hwy_target},   {"compiler", m.compiler},
@@ -140,12 +158,26 @@ std::string FormatBenchJson(const BenchReport& r) {
                   {"matmul_gb_per_s", d.matmul_gb_per_s},
                   {"kv_bytes_per_token", d.kv_bytes_per_token},
                   {"bandwidth_gb_per_s", d.bandwidth_gb_per_s},
+                  {"bandwidth_after_gb_per_s", d.bandwidth_after_gb_per_s},
                   {"ceiling_tokens_per_s", d.ceiling_tokens_per_s},
                   {"ceiling_ratio", d.ceiling_ratio},
                   {"ceiling_ratio_median", d.ceiling_ratio_median},
                   {"load_average_1min", d.load_average_1min}};
   } else {
     j["model"] = nullptr;
+  }
+  if (r.profile) {
+    const DecodeProfile& p = *r.profile;
+    json rows = json::array();
+    for (const ProfileRow& row : p.rows) {
+      rows.push_back({{"op", row.op},
+                      {"ms_per_step", row.ms_per_step},
+                      {"calls_per_step", row.calls_per_step},
+                      {"weight_bytes", row.weight_bytes}});
+    }
+    j["profile"] = {{"position", p.position}, {"steps", p.steps}, {"step_ms", p.step_ms}, {"rows", rows}};
+  } else {
+    j["profile"] = nullptr;
   }
   return j.dump(2) + "\n";
 }

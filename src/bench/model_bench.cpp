@@ -179,13 +179,17 @@ Result<ModelBenchResult> BenchModel(const Model& model, const ModelBenchOptions&
   r.matmul_pass_ms = best * 1e3;
   r.matmul_gb_per_s = static_cast<double>(r.bytes.layer_matrices + r.bytes.lm_head) / best / 1e9;
 
-  r.bandwidth_gb_per_s = options.bandwidth_gb_per_s;
-  if (r.bandwidth_gb_per_s > 0) {
-    r.ceiling_tokens_per_s = r.bandwidth_gb_per_s * 1e9 / static_cast<double>(r.bytes.total());
-    r.ceiling_ratio = r.decode_tokens_per_s / r.ceiling_tokens_per_s;
-    r.ceiling_ratio_median = (1e3 / r.decode_step_median_ms) / r.ceiling_tokens_per_s;
-  }
+  SetCeiling(options.bandwidth_gb_per_s, &r);
   return r;
+}
+
+void SetCeiling(double bandwidth_gb_per_s, ModelBenchResult* r) {
+  r->bandwidth_gb_per_s = bandwidth_gb_per_s;
+  r->ceiling_tokens_per_s = r->ceiling_ratio = r->ceiling_ratio_median = 0;
+  if (bandwidth_gb_per_s <= 0 || r->bytes.total() <= 0) return;
+  r->ceiling_tokens_per_s = bandwidth_gb_per_s * 1e9 / static_cast<double>(r->bytes.total());
+  r->ceiling_ratio = r->decode_tokens_per_s / r->ceiling_tokens_per_s;
+  if (r->decode_step_median_ms > 0) r->ceiling_ratio_median = (1e3 / r->decode_step_median_ms) / r->ceiling_tokens_per_s;
 }
 
 }  // namespace bitlens::bench

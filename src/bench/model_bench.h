@@ -57,12 +57,16 @@ struct ModelBenchResult {
   double matmul_pass_ms = 0;
   double matmul_gb_per_s = 0;        // matrix bytes / matmul_pass_ms
   double kv_bytes_per_token = 0;     // K/V cache bytes attention reads at the mean decode position (f32)
-  double bandwidth_gb_per_s = 0;
+  double bandwidth_gb_per_s = 0;     // the ceiling's bandwidth: best triad before/after the run
+  double bandwidth_after_gb_per_s = 0;  // triad measured right after the run (0 = not measured)
   double ceiling_tokens_per_s = 0;   // bandwidth / bytes per token
   double ceiling_ratio = 0;          // decode_tokens_per_s / ceiling_tokens_per_s
   double ceiling_ratio_median = 0;   // using the median step instead of the mean
   double load_average_1min = -1;     // when decode ended
 };
+
+// Sets bandwidth_gb_per_s and the ceiling figures derived from it.
+void SetCeiling(double bandwidth_gb_per_s, ModelBenchResult* r);
 
 // Sets up its own Session at the current pool size (SetNumThreads first).
 Result<ModelBenchResult> BenchModel(const Model& model, const ModelBenchOptions& options);

@@ -45,9 +45,15 @@ struct HqqOptions {
 struct GptqOptions {
   float percdamp = 0.01f;  // dampening: percdamp · mean(diag H) added to diag H
   int block_size = 128;    // lazy batch width (raised to fit the format's grid unit)
-  bool act_order = false;  // quantize columns by decreasing diag H; forces static grids
-  // Grids from the original weights before any update (true), or chosen on the
-  // error-compensated weights when each group starts (false, the default).
+  // Quantize columns by decreasing diag H (the inputs with the most energy
+  // first, while there is the most freedom left to compensate them). Implies
+  // static grids, so the stored group layout stays along k. The default: on
+  // inputs with outlier channels it lowers the output error 1.5-5x against the
+  // natural order (docs/quantization.md, "Algorithms").
+  bool act_order = true;
+  // Without act_order: grids from the original weights before any update
+  // (true), or chosen on the error-compensated weights when each group starts
+  // (false). The latter lets compensation inflate min-max ranges.
   bool static_groups = false;
 };
 

@@ -105,14 +105,15 @@ TEST(BenchCli, JsonReportHasTheDocumentedKeys) {
   const std::string model = SynthTiny(SynthFamily::kPhi3, dir + "/tiny");
   const std::string json_path = dir + "/bench.json";
   const auto r = RunCli("bench --threads 2 --array-mib 2 --reps 2 --kernels --formats w2g64,bf16 --shapes 16x128 "
-                        "--batch 1,3 --min-time 0 --model " + model + " --prompt-tokens 5 --decode-tokens 3 --json " +
+                        "--batch 1,3 --min-time 0 --model " + model + " --prompt-tokens 5 --decode-tokens 3 --profile --json " +
                         json_path);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("decode"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("triad"), std::string::npos) << r.out;
   const auto j = nlohmann::json::parse(ReadAll(json_path), nullptr, /*allow_exceptions=*/false);
   ASSERT_FALSE(j.is_discarded()) << "not JSON: " << ReadAll(json_path);
-  ExpectKeys(j, {"bitlens_bench_version", "started_utc", "command", "machine", "bandwidth", "kernels", "model"}, "report");
+  ExpectKeys(j, {"bitlens_bench_version", "started_utc", "command", "activations", "machine", "bandwidth", "kernels", "model", "profile"},
+             "report");
   ExpectKeys(j["machine"], {"cpu_model", "logical_cores", "llc_bytes", "ram_bytes", "hwy_target", "compiler", "build_type",
                             "git_describe", "kernel", "load_average_1min"},
              "machine");
@@ -136,10 +137,11 @@ TEST(BenchCli, JsonReportHasTheDocumentedKeys) {
   EXPECT_EQ(j["kernels"][0]["format"], "w2g64");
   EXPECT_EQ(j["kernels"][0]["weight_bytes"], 16 * 2 * 20) << "16 rows of two 20-byte w2g64 blocks";
   const auto& m = j["model"];
+  ASSERT_TRUE(m.is_object()) << "--model wrote no model section: " << m.dump();
   ExpectKeys(m, {"model_dir", "architecture", "threads", "parameters", "weight_formats", "bytes_per_token",
                  "prompt_tokens", "decode_tokens", "warmup_s", "prefill_s", "prefill_tokens_per_s", "decode_s",
                  "decode_tokens_per_s", "decode_step_median_ms", "decode_step_best_ms", "matmul_pass_ms",
-                 "matmul_gb_per_s", "kv_bytes_per_token", "bandwidth_gb_per_s", "ceiling_tokens_per_s", "ceiling_ratio",
+                 "matmul_gb_per_s", "kv_bytes_per_token", "bandwidth_gb_per_s", "bandwidth_after_gb_per_s", "ceiling_tokens_per_s", "ceiling_ratio",
                  "ceiling_ratio_median", "load_average_1min"},
              "model");
   ExpectKeys(m["bytes_per_token"], {"layer_matrices", "layer_vectors", "final_norm", "lm_head", "embed_row", "total"},
@@ -147,6 +149,18 @@ TEST(BenchCli, JsonReportHasTheDocumentedKeys) {
   EXPECT_EQ(m["prompt_tokens"], 5);
   EXPECT_EQ(m["decode_tokens"], 3);
   EXPECT_EQ(m["threads"], 2);
+  const auto& p = j["profile"];
+  ASSERT_TRUE(p.is_object()) << "--profile wrote no profile: " << p.dump();
+  ExpectKeys(p, {"position", "steps", "step_ms", "rows"}, "profile");
+  ASSERT_TRUE(p["rows"].is_array() && !p["rows"].empty()) << p.dump();
+  int64_t profiled_matrix_bytes = 0;
+  for (const auto& row : p["rows"]) {
+    ExpectKeys(row, {"op", "ms_per_step", "calls_per_step", "weight_bytes"}, "profile.rows[]");
+    profiled_matrix_bytes += row["weight_bytes"].get<int64_t>();
+  }
+  EXPECT_EQ(profiled_matrix_bytes, m["bytes_per_token"]["layer_matrices"].get<int64_t>() +
+                                       m["bytes_per_token"]["lm_head"].get<int64_t>())
+      << "the profile's matmul rows stream every matrix once";
   auto loaded = LoadModel(model);
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   EXPECT_EQ(m["bytes_per_token"]["total"], ExpectedBytes(**loaded).total);
@@ -161,6 +175,8 @@ TEST(BenchCli, ReportWithoutKernelsOrModelHasEmptySections) {
   EXPECT_EQ(j["bandwidth"].size(), 1u) << "--threads 1 measures one thread count: " << j["bandwidth"].dump();
   EXPECT_TRUE(j["kernels"].is_array() && j["kernels"].empty()) << j["kernels"].dump();
   EXPECT_TRUE(j["model"].is_null()) << j["model"].dump();
+  EXPECT_TRUE(j["profile"].is_null()) << j["profile"].dump();
+  EXPECT_EQ(j["activations"], "a16");
 }
 
 TEST(BenchCli, BadFlagsExitTwoWithOneLine) {
@@ -182,6 +198,8 @@ TEST(BenchCli, BadFlagsExitTwoWithOneLine) {
       "--model /nonexistent/bitlens-model",
       "--prompt-tokens 0",
       "--decode-tokens 0",
+      "--profile",  // needs --model
+      "--activations a4",
   };
   for (const char* flags : cases) {
     const auto r = RunCli(std::string("bench ") + flags + " --json " + dir + "/never.json");

@@ -209,54 +209,59 @@ TEST(QuantGptq, OutputErrorBelowRtnOnCorrelatedActivations) {
     EXPECT_TRUE(FindFormat(required).ok()) << required;
   }
   std::printf("  %-9s %12s %12s %12s %12s %12s\n", "format", "rtn minmax", "rtn mseclip",
-              "gptq", "gptq act", "gptq static");
+              "gptq", "gptq natural", "gptq nat+st");
   for (const FormatInfo& f : AllFormats()) {
-    if (!HasGrid(f) || !CheckRowLength(f, k).ok()) continue;
+    if (!HasGrid(f)) continue;
     const Quantized mm = QuantizeWith(QuantMethod::kRtn, f, w, n, k, &s, Grid(GridMethod::kMinMax));
     const Quantized clip = QuantizeWith(QuantMethod::kRtn, f, w, n, k, &s, Grid(GridMethod::kMseClip));
+    // Default: act_order (static grids).
     const Quantized gptq = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, Grid(GridMethod::kMseClip));
-    QuantizeOptions act = Grid(GridMethod::kMseClip);
-    act.gptq.act_order = true;
-    const Quantized gact = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, act);
-    QuantizeOptions st = Grid(GridMethod::kMseClip);
+    QuantizeOptions natural = Grid(GridMethod::kMseClip);
+    natural.gptq.act_order = false;  // grids chosen when each group starts
+    const Quantized gnat = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, natural);
+    QuantizeOptions st = natural;
     st.gptq.static_groups = true;
     const Quantized gst = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, st);
     std::printf("  %-9s %12.5f %12.5f %12.5f %12.5f %12.5f\n", f.name, mm.result.rel_output_error,
                 clip.result.rel_output_error, gptq.result.rel_output_error,
-                gact.result.rel_output_error, gst.result.rel_output_error);
+                gnat.result.rel_output_error, gst.result.rel_output_error);
     EXPECT_LT(gptq.result.rel_output_error, mm.result.rel_output_error) << f.name;
     EXPECT_LT(gptq.result.rel_output_error, clip.result.rel_output_error) << f.name;
-    EXPECT_LT(gact.result.rel_output_error, clip.result.rel_output_error) << f.name << " act_order";
+    EXPECT_LT(gnat.result.rel_output_error, clip.result.rel_output_error) << f.name << " natural order";
     EXPECT_LT(gst.result.rel_output_error, clip.result.rel_output_error) << f.name << " static";
   }
 }
 
 // The packed rows decode to the grids and codes GPTQ chose: every dequantized
-// weight is a grid point of its group.
+// weight is a grid point of its group; also for a ragged k (partial last group).
 TEST(QuantGptq, PackedRowsRoundTripThroughDequantize) {
-  const int64_t n = 8, k = 256, m = 512;
-  const std::vector<float> x = CorrelatedActivations(m, k, 2, 8.0f, 31);
-  const std::vector<float> w = NormalWeights(n * k, 0.02f, 32);
-  const LayerStats s = StatsOf(x, k);
-  for (const FormatInfo& f : AllFormats()) {
-    if (!HasGrid(f) || !CheckRowLength(f, k).ok()) continue;
-    const Quantized q = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, Grid(GridMethod::kMseClip));
-    const size_t rb = RowBytes(f, k);
-    std::vector<GroupGrid> grids(NumGroups(f, k));
-    std::vector<uint8_t> codes(k);
-    const int64_t gs = f.group_size > 0 ? f.group_size : k;
-    double worst = 0.0;
-    for (int64_t r = 0; r < n; ++r) {
-      DecodeRow(f, q.packed.data() + r * rb, k, grids.data(), codes.data());
-      for (int64_t i = 0; i < k; ++i) {
-        const GroupGrid& g = grids[i / gs];
-        ASSERT_LE(codes[i], QMax(f)) << f.name;
-        const double d = std::fabs(double(GridValue(g, codes[i])) - q.w_hat[r * k + i]);
-        worst = std::max(worst, d / (std::fabs(g.scale) * QMax(f) + 1e-30));
+  for (const int64_t k : {256, 250}) {
+    const int64_t n = 8, m = 512;
+    const std::vector<float> x = CorrelatedActivations(m, k, 2, 8.0f, 31);
+    const std::vector<float> w = NormalWeights(n * k, 0.02f, 32);
+    const LayerStats s = StatsOf(x, k);
+    for (const FormatInfo& f : AllFormats()) {
+      if (!HasGrid(f)) continue;
+      const Quantized q = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, Grid(GridMethod::kMseClip));
+      const Quantized rtn = QuantizeWith(QuantMethod::kRtn, f, w, n, k, &s, Grid(GridMethod::kMseClip));
+      EXPECT_LT(q.result.rel_output_error, rtn.result.rel_output_error) << f.name << " k=" << k;
+      const size_t rb = RowBytes(f, k);
+      std::vector<GroupGrid> grids(NumGroups(f, k));
+      std::vector<uint8_t> codes(k);
+      const int64_t gs = f.group_size > 0 ? f.group_size : k;
+      double worst = 0.0;
+      for (int64_t r = 0; r < n; ++r) {
+        DecodeRow(f, q.packed.data() + r * rb, k, grids.data(), codes.data());
+        for (int64_t i = 0; i < k; ++i) {
+          const GroupGrid& g = grids[i / gs];
+          ASSERT_LE(codes[i], QMax(f)) << f.name;
+          const double d = std::fabs(double(GridValue(g, codes[i])) - q.w_hat[r * k + i]);
+          worst = std::max(worst, d / (std::fabs(g.scale) * QMax(f) + 1e-30));
+        }
       }
+      EXPECT_LT(worst, 1e-5) << f.name << " k=" << k << ": dequantized weight off its grid point by "
+                             << worst << " of the grid range";
     }
-    EXPECT_LT(worst, 1e-5) << f.name << ": dequantized weight off its grid point by " << worst
-                           << " of the grid range";
   }
 }
 

@@ -61,6 +61,9 @@ void AddBenchCommand(CLI::App& app, Status* result) {
   cmd->add_option("--model", o.model_dir, "Checkpoint directory (float or quantized) to run end to end");
   cmd->add_option("--prompt-tokens", o.prompt_tokens, "With --model: prompt length for prefill")->capture_default_str();
   cmd->add_option("--decode-tokens", o.decode_tokens, "With --model: greedy decode steps timed")->capture_default_str();
+  cmd->add_option("--activations", o.activations, "Quantized matmuls: a16 (f32 activations) or a8 (int8 activations)")
+      ->capture_default_str();
+  cmd->add_flag("--profile", o.profile, "With --model: time each op class of a decode step (where the step's time goes)");
   cmd->add_option("--json", a->json_path, "Also write the report with the machine description as JSON to FILE");
   cmd->callback([a, result] {
     a->options.command_line = CommandLine();
