@@ -65,7 +65,9 @@ TEST(QuantHqq, WeightErrorAtOrBelowMinMaxRtn) {
       EXPECT_EQ(r.rel_output_error, -1.0) << "no stats, no output error";
       EXPECT_LE(e_hqq, e_mm) << f.name;
       // At 2-4 bits on groups, HQQ's zero/scale updates must actually move the grid.
-      if (f.group_size > 0) EXPECT_LT(e_hqq, 0.99 * e_mm) << f.name;
+      if (f.group_size > 0) {
+        EXPECT_LT(e_hqq, 0.99 * e_mm) << f.name;
+      }
     }
   }
 }
