@@ -205,7 +205,7 @@ TEST(QuantGptq, OutputErrorBelowRtnOnCorrelatedActivations) {
   const std::vector<float> x = CorrelatedActivations(m, k, 4, 8.0f, 21);
   const std::vector<float> w = NormalWeights(n * k, 0.02f, 22);
   const LayerStats s = StatsOf(x, k);
-  for (const char* required : {"w2g64", "w2g32", "w2sg32", "w4g32"}) {
+  for (const char* required : {"w2g64", "w2g32", "w2sg32", "w4g32", "w2g32dq", "w2g64dq", "t1"}) {
     EXPECT_TRUE(FindFormat(required).ok()) << required;
   }
   std::printf("  %-9s %12s %12s %12s %12s %12s\n", "format", "rtn minmax", "rtn mseclip",
