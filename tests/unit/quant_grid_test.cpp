@@ -208,12 +208,20 @@ TEST(QuantGrid, RaggedRowPadsWithZeroCodesAndIgnoresThePadding) {
 TEST(QuantGrid, RoundRowGridsGivesWhatTheFormatStores) {
   std::mt19937 rng(9);
   std::normal_distribution<float> d(0.0f, 0.05f);
+  std::uniform_real_distribution<float> e(-12.0f, 4.0f);
   for (const FormatInfo* f : GridFormats()) {
+   for (int family = 0; family < 3; ++family) {
     for (int64_t k : RowLengths(*f)) {
       // Float proposals (as HQQ would make them) -> rounded -> encoded ->
-      // decoded must give the rounded grids back, and rounding again is a no-op.
+      // decoded must give the rounded grids back, and rounding again is a
+      // no-op. Families: typical; mins all near -40 with tiny spread (the
+      // min codes' step far below the mins' f32 ulp); magnitudes from 2^-12 to 2^4.
       std::vector<GroupGrid> grids(NumGroups(*f, k));
-      for (GroupGrid& g : grids) g = {std::fabs(d(rng)) + 1e-4f, d(rng)};
+      for (GroupGrid& g : grids) {
+        if (family == 0) g = {std::fabs(d(rng)) + 1e-4f, d(rng)};
+        if (family == 1) g = {1e-6f * std::fabs(d(rng)), -40.0f + 1e-3f * d(rng)};
+        if (family == 2) g = {std::exp2(e(rng)), (rng() % 2 ? 1.0f : -1.0f) * std::exp2(e(rng))};
+      }
       RoundRowGrids(*f, k, grids.data());
       std::vector<GroupGrid> again = grids, back(grids.size());
       RoundRowGrids(*f, k, again.data());
@@ -222,12 +230,16 @@ TEST(QuantGrid, RoundRowGridsGivesWhatTheFormatStores) {
       EncodeRow(*f, grids.data(), codes.data(), k, row.data());
       DecodeRow(*f, row.data(), k, back.data(), codes_back.data());
       for (size_t b = 0; b < grids.size(); ++b) {
-        ASSERT_EQ(again[b].scale, grids[b].scale) << f->name << " group " << b << " not idempotent";
-        ASSERT_EQ(again[b].offset, grids[b].offset) << f->name << " group " << b;
-        ASSERT_EQ(back[b].scale, grids[b].scale) << f->name << " group " << b << " not storable";
-        ASSERT_EQ(back[b].offset, grids[b].offset) << f->name << " group " << b;
+        ASSERT_EQ(again[b].scale, grids[b].scale) << f->name << " family " << family << " group " << b
+                                                  << " not idempotent";
+        ASSERT_EQ(again[b].offset, grids[b].offset) << f->name << " family " << family << " group " << b;
+        ASSERT_EQ(back[b].scale, grids[b].scale) << f->name << " family " << family << " group " << b
+                                                 << " not storable";
+        ASSERT_EQ(back[b].offset, grids[b].offset) << f->name << " family " << family << " k=" << k
+                                                    << " group " << b;
       }
     }
+   }
   }
   // The symmetric formats fix the offset from the scale.
   GroupGrid sg{0.25f, 7.0f};
