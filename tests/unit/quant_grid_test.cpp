@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "base/f16.h"
 #include "quant/formats.h"
 #include "quant/grid.h"
 #include "quant/rtn.h"
@@ -84,6 +86,38 @@ TEST(QuantGrid, ChooseNearestEncodeGivesTheReferenceBytes) {
             << " is " << int(got[first_diff % got.size()]) << ", reference "
             << int(want[first_diff % want.size()]);
       }
+    }
+  }
+}
+
+// The same bytes from a transcription of docs/quantization.md that shares no
+// code with the library: per group scale = f16((hi − lo) / qmax), min =
+// f16(lo), code = nearest, packed into the documented planes.
+TEST(QuantGrid, MinMaxBytesMatchTheDocumentedRecipe) {
+  for (const char* name : {"w2g64", "w4g32", "w2g128"}) {
+    const FormatInfo& f = **FindFormat(name);
+    const int64_t k = 1000;  // ragged for all three
+    const std::vector<float> w = MixedWeights(k, 71);
+    std::vector<uint8_t> got(RowBytes(f, k));
+    ASSERT_TRUE(QuantizeRowsRef(f, w.data(), 1, k, RangeSearch::kMinMax, got).ok());
+    std::vector<uint8_t> want(got.size(), 0);
+    const int g = f.group_size, qmax = (1 << f.bits) - 1, plane = g * f.bits / 8;
+    for (int64_t g0 = 0, b = 0; g0 < k; g0 += g, ++b) {
+      const int64_t len = std::min<int64_t>(g, k - g0);
+      const float lo = *std::min_element(w.begin() + g0, w.begin() + g0 + len);
+      const float hi = *std::max_element(w.begin() + g0, w.begin() + g0 + len);
+      const uint16_t s16 = F32ToF16((hi - lo) / qmax), m16 = F32ToF16(lo);
+      uint8_t* block = want.data() + b * f.block_bytes;
+      std::memcpy(block, &s16, 2);
+      std::memcpy(block + 2, &m16, 2);
+      const double scale = F16ToF32(s16), min = F16ToF32(m16);
+      for (int64_t i = 0; i < len; ++i) {
+        const int q = int(std::clamp(std::floor((w[g0 + i] - min) / scale + 0.5), 0.0, double(qmax)));
+        block[4 + i % plane] |= static_cast<uint8_t>(q << (f.bits * (i / plane)));
+      }
+    }
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(int(got[i]), int(want[i])) << name << " byte " << i << " of " << want.size();
     }
   }
 }
