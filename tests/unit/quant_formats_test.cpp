@@ -125,35 +125,35 @@ double AllowedError(const FormatInfo& f, const GroupGrid& grid, float w) {
 TEST(QuantFormats, RoundTripStaysWithinHalfAStep) {
   const int64_t n = 4;
   for (const FormatInfo& f : AllFormats()) {
-   for (int64_t k : {256, 100, 33}) {
-    for (int data = 0; data < 2; ++data) {
-      const auto w = data == 0 ? NormalWeights(n * k, 11) : HeavyTailedWeights(n * k, 12);
-      for (RangeSearch search : {RangeSearch::kMinMax, RangeSearch::kMseClip}) {
-        // Clipping deliberately gives up the bound on the clipped tails.
-        if (search == RangeSearch::kMseClip && IsGroupwise(f)) continue;
-        const auto packed = Quantize(f, w, n, k, search);
-        const auto dq = Dequantize(f, packed, n, k);
-        double worst_ratio = 0.0;
-        std::vector<GroupGrid> grids(std::max<int64_t>(NumGroups(f, k), 1));
-        std::vector<uint8_t> codes(k);
-        const int64_t g = f.group_size > 0 ? f.group_size : k;
-        for (int64_t r = 0; r < n; ++r) {
-          DecodeRow(f, packed.data() + r * RowBytes(f, k), k, grids.data(), codes.data());
-          for (int64_t i = 0; i < k; ++i) {
-            const float x = w[r * k + i];
-            const double err = std::fabs(double(x) - dq[r * k + i]);
-            const double allowed = AllowedError(f, grids[HasGrid(f) ? i / g : 0], x);
-            worst_ratio = std::max(worst_ratio, allowed > 0 ? err / allowed : err);
-            ASSERT_LE(err, allowed) << f.name << " k=" << k << " data " << data << " [" << r
-                                    << ", " << i << "] w=" << x << " dq=" << dq[r * k + i];
+    for (int64_t k : {256, 100, 33}) {
+      for (int data = 0; data < 2; ++data) {
+        const auto w = data == 0 ? NormalWeights(n * k, 11) : HeavyTailedWeights(n * k, 12);
+        for (RangeSearch search : {RangeSearch::kMinMax, RangeSearch::kMseClip}) {
+          // Clipping deliberately gives up the bound on the clipped tails.
+          if (search == RangeSearch::kMseClip && IsGroupwise(f)) continue;
+          const auto packed = Quantize(f, w, n, k, search);
+          const auto dq = Dequantize(f, packed, n, k);
+          double worst_ratio = 0.0;
+          std::vector<GroupGrid> grids(std::max<int64_t>(NumGroups(f, k), 1));
+          std::vector<uint8_t> codes(k);
+          const int64_t g = f.group_size > 0 ? f.group_size : k;
+          for (int64_t r = 0; r < n; ++r) {
+            DecodeRow(f, packed.data() + r * RowBytes(f, k), k, grids.data(), codes.data());
+            for (int64_t i = 0; i < k; ++i) {
+              const float x = w[r * k + i];
+              const double err = std::fabs(double(x) - dq[r * k + i]);
+              const double allowed = AllowedError(f, grids[HasGrid(f) ? i / g : 0], x);
+              worst_ratio = std::max(worst_ratio, allowed > 0 ? err / allowed : err);
+              ASSERT_LE(err, allowed) << f.name << " k=" << k << " data " << data << " [" << r
+                                      << ", " << i << "] w=" << x << " dq=" << dq[r * k + i];
+            }
           }
+          std::printf("%-7s k=%-4d data=%s search=%s worst |err|/bound = %.4f\n", f.name, int(k),
+                      data ? "heavy " : "normal", search == RangeSearch::kMseClip ? "clip  " : "minmax",
+                      worst_ratio);
         }
-        std::printf("%-7s k=%-4d data=%s search=%s worst |err|/bound = %.4f\n", f.name, int(k),
-                    data ? "heavy " : "normal", search == RangeSearch::kMseClip ? "clip  " : "minmax",
-                    worst_ratio);
       }
     }
-   }
   }
 }
 
@@ -161,71 +161,71 @@ TEST(QuantFormats, WeightsOnTheGridComeBackExactly) {
   const int64_t n = 3;
   std::mt19937 rng(5);
   for (const FormatInfo& f : AllFormats()) {
-   for (int64_t k : {256, 100}) {  // 100: a partial last group, its grid from valid weights only
-    std::vector<float> w(static_cast<size_t>(n * k));
-    for (int64_t r = 0; r < n; ++r) {
-      float* row = w.data() + r * k;
-      if (f.encoding == ScaleEncoding::kF16ScaleStretched ||
-          f.encoding == ScaleEncoding::kF16ScaleTernary) {
-        // Dyadic scale; codes 0 and qmax in every group put max|w| on the
-        // outer grid point (1.5 scale, or scale for ternary).
-        const int qmax = QMax(f);
-        const float center = qmax / 2.0f;
-        for (int64_t g0 = 0; g0 < k; g0 += f.group_size) {
-          const float scale = float(1 + rng() % 16) / 64.0f;
-          for (int64_t i = 0; i < std::min<int64_t>(f.group_size, k - g0); ++i) {
-            const int q = i == 0 ? 0 : i == 1 ? qmax : int(rng() % (qmax + 1));
-            row[g0 + i] = scale * (float(q) - center);
-          }
-        }
-      } else if (f.encoding == ScaleEncoding::kDoubleQuantScaleMin) {
-        // Dyadic d, m0, dm; the first group has scale code 15 and min code 0,
-        // the second min code 15, so the covering min-max finds exactly these
-        // factors again; every group holds codes 0 and 3.
-        for (int64_t s0 = 0; s0 < k; s0 += f.block_weights) {
-          const float d = float(1 + rng() % 8) / 1024.0f, m0 = -float(rng() % 64) / 32.0f;
-          const float dm = float(rng() % 8) / 256.0f;
-          for (int64_t g0 = s0, j = 0; g0 < std::min(k, s0 + f.block_weights); g0 += f.group_size, ++j) {
-            const int sc = j == 0 ? 15 : int(1 + rng() % 15);
-            const int mc = j == 0 ? 0 : j == 1 ? 15 : int(rng() % 16);
-            const float scale = d * float(sc), min = m0 + dm * float(mc);
+    for (int64_t k : {256, 100}) {  // 100: a partial last group, its grid from valid weights only
+      std::vector<float> w(static_cast<size_t>(n * k));
+      for (int64_t r = 0; r < n; ++r) {
+        float* row = w.data() + r * k;
+        if (f.encoding == ScaleEncoding::kF16ScaleStretched ||
+            f.encoding == ScaleEncoding::kF16ScaleTernary) {
+          // Dyadic scale; codes 0 and qmax in every group put max|w| on the
+          // outer grid point (1.5 scale, or scale for ternary).
+          const int qmax = QMax(f);
+          const float center = qmax / 2.0f;
+          for (int64_t g0 = 0; g0 < k; g0 += f.group_size) {
+            const float scale = float(1 + rng() % 16) / 64.0f;
             for (int64_t i = 0; i < std::min<int64_t>(f.group_size, k - g0); ++i) {
-              const int q = i == 0 ? 0 : i == 1 ? 3 : int(rng() % 4);
+              const int q = i == 0 ? 0 : i == 1 ? qmax : int(rng() % (qmax + 1));
+              row[g0 + i] = scale * (float(q) - center);
+            }
+          }
+        } else if (f.encoding == ScaleEncoding::kDoubleQuantScaleMin) {
+          // Dyadic d, m0, dm; the first group has scale code 15 and min code 0,
+          // the second min code 15, so the covering min-max finds exactly these
+          // factors again; every group holds codes 0 and 3.
+          for (int64_t s0 = 0; s0 < k; s0 += f.block_weights) {
+            const float d = float(1 + rng() % 8) / 1024.0f, m0 = -float(rng() % 64) / 32.0f;
+            const float dm = float(rng() % 8) / 256.0f;
+            for (int64_t g0 = s0, j = 0; g0 < std::min(k, s0 + f.block_weights); g0 += f.group_size, ++j) {
+              const int sc = j == 0 ? 15 : int(1 + rng() % 15);
+              const int mc = j == 0 ? 0 : j == 1 ? 15 : int(rng() % 16);
+              const float scale = d * float(sc), min = m0 + dm * float(mc);
+              for (int64_t i = 0; i < std::min<int64_t>(f.group_size, k - g0); ++i) {
+                const int q = i == 0 ? 0 : i == 1 ? 3 : int(rng() % 4);
+                row[g0 + i] = min + scale * float(q);
+              }
+            }
+          }
+        } else if (IsGroupwise(f)) {
+          // Dyadic scale and min, so min + scale * q is exact in f32 and f16, and
+          // each group holds codes 0 and qmax so min-max finds the same grid.
+          // Positive minimums too: a padded group must not see the padding.
+          const int qmax = (1 << f.bits) - 1;
+          for (int64_t g0 = 0; g0 < k; g0 += f.group_size) {
+            const float scale = float(1 + rng() % 16) / 64.0f, min = float(int(rng() % 64) - 48) / 32.0f;
+            for (int64_t i = 0; i < std::min<int64_t>(f.group_size, k - g0); ++i) {
+              const int q = i == 0 ? 0 : i == 1 ? qmax : int(rng() % (qmax + 1));
               row[g0 + i] = min + scale * float(q);
             }
           }
-        }
-      } else if (IsGroupwise(f)) {
-        // Dyadic scale and min, so min + scale * q is exact in f32 and f16, and
-        // each group holds codes 0 and qmax so min-max finds the same grid.
-        // Positive minimums too: a padded group must not see the padding.
-        const int qmax = (1 << f.bits) - 1;
-        for (int64_t g0 = 0; g0 < k; g0 += f.group_size) {
-          const float scale = float(1 + rng() % 16) / 64.0f, min = float(int(rng() % 64) - 48) / 32.0f;
-          for (int64_t i = 0; i < std::min<int64_t>(f.group_size, k - g0); ++i) {
-            const int q = i == 0 ? 0 : i == 1 ? qmax : int(rng() % (qmax + 1));
-            row[g0 + i] = min + scale * float(q);
+        } else if (f.encoding == ScaleEncoding::kF32ScalePerRow) {
+          const float scale = std::ldexp(1.0f, -int(3 + r));
+          for (int64_t i = 0; i < k; ++i) {
+            const int q = i == 0 ? 127 : int(rng() % 255) - 127;
+            row[i] = scale * float(q);
           }
+        } else {
+          // At most 8 significant bits: exact in bf16 (and f16).
+          for (int64_t i = 0; i < k; ++i) row[i] = float(int(rng() % 255) - 127) / 16.0f;
         }
-      } else if (f.encoding == ScaleEncoding::kF32ScalePerRow) {
-        const float scale = std::ldexp(1.0f, -int(3 + r));
-        for (int64_t i = 0; i < k; ++i) {
-          const int q = i == 0 ? 127 : int(rng() % 255) - 127;
-          row[i] = scale * float(q);
+      }
+      for (RangeSearch search : {RangeSearch::kMinMax, RangeSearch::kMseClip}) {
+        const auto dq = Dequantize(f, Quantize(f, w, n, k, search), n, k);
+        for (size_t i = 0; i < w.size(); ++i) {
+          ASSERT_EQ(dq[i], w[i]) << f.name << " k=" << k << " element " << i
+                                 << (search == RangeSearch::kMseClip ? " (mse clip)" : "");
         }
-      } else {
-        // At most 8 significant bits: exact in bf16 (and f16).
-        for (int64_t i = 0; i < k; ++i) row[i] = float(int(rng() % 255) - 127) / 16.0f;
       }
     }
-    for (RangeSearch search : {RangeSearch::kMinMax, RangeSearch::kMseClip}) {
-      const auto dq = Dequantize(f, Quantize(f, w, n, k, search), n, k);
-      for (size_t i = 0; i < w.size(); ++i) {
-        ASSERT_EQ(dq[i], w[i]) << f.name << " k=" << k << " element " << i
-                               << (search == RangeSearch::kMseClip ? " (mse clip)" : "");
-      }
-    }
-   }
   }
 }
 
