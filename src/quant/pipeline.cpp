@@ -22,6 +22,7 @@
 #include "base/thread_pool.h"
 #include "formats/safetensors.h"
 #include "quant/checkpoint.h"
+#include "quant/quantize_layer.h"
 #include "quant/report.h"
 
 namespace bitlens::quant {
@@ -53,6 +54,23 @@ class RtnQuantizer final : public TensorQuantizer {
 
  private:
   RangeSearch search_;
+};
+
+// RTN / HQQ through the algorithms' entry point (rows are independent, so
+// blocks of rows give the same bytes as the whole tensor).
+class LinearQuantizer final : public TensorQuantizer {
+ public:
+  explicit LinearQuantizer(QuantMethod method) : method_(method) {}
+  std::string method() const override { return QuantMethodName(method_); }
+  Status Quantize(const TensorJob& job, std::span<uint8_t> out) override {
+    QuantizeOptions options;
+    options.grid = method_ == QuantMethod::kHqq ? GridMethod::kHqq : GridMethod::kMseClip;
+    return QuantizeLinear(method_, *job.tensor->format, job.w, job.rows, job.tensor->k, nullptr, options, out,
+                          nullptr);
+  }
+
+ private:
+  QuantMethod method_;
 };
 
 // Lets the kernel drop the source pages already consumed (file-backed, so
@@ -88,11 +106,11 @@ class StagingDir {
   fs::path path_;
 };
 
-bool Cancelled(const QuantizeOptions& o) { return o.cancel != nullptr && o.cancel->load(std::memory_order_relaxed); }
+bool Cancelled(const PipelineOptions& o) { return o.cancel != nullptr && o.cancel->load(std::memory_order_relaxed); }
 
 class Writer {
  public:
-  Writer(const QuantizeOptions& options, const QuantPlan& plan, const Checkpoint& source, TensorQuantizer& quantizer,
+  Writer(const PipelineOptions& options, const QuantPlan& plan, const Checkpoint& source, TensorQuantizer& quantizer,
          const fs::path& dir)
       : options_(options), plan_(plan), source_(source), quantizer_(quantizer), dir_(dir) {}
 
@@ -143,10 +161,18 @@ class Writer {
     if (auto it = options_.sensitivity.find(t.name); it != options_.sensitivity.end()) r->sensitivity = it->second;
     Progress(index, t.name);
     BL_ASSIGN_OR_RETURN(Tensor src, source_.Get(t.name));
-    if (t.format == nullptr) {
+    const std::vector<float>* repl = quantizer_.Replacement(t);
+    if (repl != nullptr && repl->size() != static_cast<size_t>(r->params)) {
+      return Internal(quantizer_.method() + ": replacement for '" + t.name + "' has " +
+                      std::to_string(repl->size()) + " values, the tensor " + std::to_string(r->params));
+    }
+    if (t.format == nullptr && repl == nullptr) {
       BL_TRY(Copy(src, w));
+    } else if (t.format == nullptr) {
+      BL_TRY(WriteReplacement(t, *repl, w));
     } else {
-      BL_TRY(Convert(t, src, w, r));
+      const void* data = repl != nullptr ? static_cast<const void*>(repl->data()) : src.data();
+      BL_TRY(Convert(t, data, repl != nullptr ? DType::kF32 : t.src_dtype, /*mapped=*/repl == nullptr, w, r));
       if (t.packed) r->output_rel_error = quantizer_.OutputError(t);
     }
     params_done_ += r->params;
@@ -167,10 +193,23 @@ class Writer {
     return Status::Ok();
   }
 
-  Status Convert(const PlannedTensor& t, const Tensor& src, SafetensorsWriter& w, TensorResult* r) {
+  // A kept tensor whose values the quantizer replaced, in its stored dtype.
+  Status WriteReplacement(const PlannedTensor& t, const std::vector<float>& v, SafetensorsWriter& w) {
+    if (t.out_dtype == DType::kF32) return w.WritePart(v.data(), v.size() * sizeof(float));
+    if (t.out_dtype != DType::kF16 && t.out_dtype != DType::kBF16) {
+      return InvalidArgument("'" + t.name + "' is " + std::string(DTypeName(t.out_dtype)) + " and cannot take float values");
+    }
+    std::vector<uint16_t> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = t.out_dtype == DType::kBF16 ? F32ToBf16(v[i]) : F32ToF16(v[i]);
+    return w.WritePart(h.data(), h.size() * sizeof(uint16_t));
+  }
+
+  // `mapped`: src_data is the file mapping (its pages are dropped after use).
+  Status Convert(const PlannedTensor& t, const void* src_data, DType src_dtype, bool mapped, SafetensorsWriter& w,
+                 TensorResult* r) {
     const int64_t n = t.n, k = t.k;
     const FormatInfo& f = *t.format;
-    const size_t esize = DTypeSize(t.src_dtype);
+    const size_t esize = DTypeSize(src_dtype);
     int64_t block = std::max<int64_t>(1, static_cast<int64_t>(kBlockFloats / static_cast<size_t>(k)));
     if (t.packed && quantizer_.WholeTensor(t)) block = n;
     block = std::min(block, n);
@@ -180,13 +219,13 @@ class Writer {
     out_.resize(static_cast<size_t>(block) * out_row);
     const size_t threads = std::max<size_t>(1, NumThreads());
     double err2 = 0, ref2 = 0;
-    const uint8_t* base = static_cast<const uint8_t*>(src.data());
+    const uint8_t* base = static_cast<const uint8_t*>(src_data);
     for (int64_t row0 = 0; row0 < n; row0 += block) {
       if (Cancelled(options_)) return bitlens::Cancelled("interrupted");
       const int64_t rows = std::min(block, n - row0);
       const size_t count = static_cast<size_t>(rows * k);
       const uint8_t* in = base + static_cast<size_t>(row0 * k) * esize;
-      ToF32(t.src_dtype, in, count, wf_.data());
+      ToF32(src_dtype, in, count, wf_.data());
       // Scales and values are stored in 16-bit floats: larger weights would overflow.
       float max_abs = 0;
       for (size_t i = 0; i < count; ++i) max_abs = std::max(max_abs, std::fabs(wf_[i]));
@@ -228,13 +267,13 @@ class Writer {
         ref2 += partial_[i * 2 + 1];
       }
       BL_TRY(w.WritePart(out_.data(), out_bytes));
-      DropPages(in, count * esize);
+      if (mapped) DropPages(in, count * esize);
     }
     r->rel_error = ref2 > 0 ? std::sqrt(err2 / ref2) : 0.0;
     return Status::Ok();
   }
 
-  const QuantizeOptions& options_;
+  const PipelineOptions& options_;
   const QuantPlan& plan_;
   const Checkpoint& source_;
   TensorQuantizer& quantizer_;
@@ -314,13 +353,22 @@ std::unique_ptr<TensorQuantizer> MakeRtnQuantizer(RangeSearch search) {
   return std::make_unique<RtnQuantizer>(search);
 }
 
+Result<std::unique_ptr<TensorQuantizer>> MakeCalibrationFreeQuantizer(const std::string& method) {
+  if (method == "rtn") return std::unique_ptr<TensorQuantizer>(new LinearQuantizer(QuantMethod::kRtn));
+  if (method == "hqq") return std::unique_ptr<TensorQuantizer>(new LinearQuantizer(QuantMethod::kHqq));
+  if (method == "gptq" || method.rfind("awq", 0) == 0) {
+    return InvalidArgument("--method " + method + " needs calibration data (--calib FILE)");
+  }
+  return InvalidArgument("--method '" + method + "' is not one of rtn, hqq, gptq, awq+gptq");
+}
+
 double PeakRssMiB() {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss / 1024.0;  // Linux reports KiB
 }
 
-Result<QuantizeResult> QuantizeCheckpoint(const QuantizeOptions& options) {
+Result<PipelineResult> QuantizeCheckpoint(const PipelineOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   if (options.output_dir.empty()) return InvalidArgument("quantize needs an output directory (-o OUT)");
   std::error_code ec;
@@ -339,7 +387,7 @@ Result<QuantizeResult> QuantizeCheckpoint(const QuantizeOptions& options) {
   std::unique_ptr<TensorQuantizer> rtn;
   TensorQuantizer* quantizer = options.quantizer;
   if (quantizer == nullptr) {
-    rtn = MakeRtnQuantizer();
+    BL_ASSIGN_OR_RETURN(rtn, MakeCalibrationFreeQuantizer("rtn"));
     quantizer = rtn.get();
   }
 
@@ -354,7 +402,7 @@ Result<QuantizeResult> QuantizeCheckpoint(const QuantizeOptions& options) {
   if (ec) return IoError(tmp.string() + ": cannot create directory (" + ec.message() + ")");
   StagingDir staging(tmp);
 
-  QuantizeResult result;
+  PipelineResult result;
   result.output_dir = out.string();
   result.method = quantizer->method();
   result.source_dir = options.model_dir;

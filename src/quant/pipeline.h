@@ -50,11 +50,21 @@ class TensorQuantizer {
   // After the last block of a tensor: its layer-output relative error, when
   // the quantizer measured one on calibration data (shown in the report).
   virtual std::optional<double> OutputError(const PlannedTensor& tensor) { return std::nullopt; }
+  // Values replacing the source tensor, asked once per tensor after its
+  // unit's BeginUnit: f32, NumElements(tensor.shape) of them (e.g. a norm
+  // weight AWQ rescaled, or a weight to pack from rescaled values). Written in
+  // the tensor's output dtype or packed as usual; null keeps the source.
+  // Must stay valid until the tensor is written.
+  virtual const std::vector<float>* Replacement(const PlannedTensor& tensor) { return nullptr; }
 };
 
 // Round to nearest per group (min-max or MSE clip search), rows split over the
 // thread pool.
 std::unique_ptr<TensorQuantizer> MakeRtnQuantizer(RangeSearch search = RangeSearch::kMseClip);
+// Calibration-free methods through quant::QuantizeLinear: "rtn" (MSE clip
+// grid) or "hqq". Methods that need calibration data (gptq, awq+gptq) are an
+// InvalidArgument naming --calib.
+Result<std::unique_ptr<TensorQuantizer>> MakeCalibrationFreeQuantizer(const std::string& method);
 
 struct QuantProgress {
   int64_t params_done = 0;
@@ -64,7 +74,7 @@ struct QuantProgress {
   std::string name;      // its name
 };
 
-struct QuantizeOptions {
+struct PipelineOptions {
   std::string model_dir;
   std::string output_dir;
   PlanOptions plan;
@@ -92,7 +102,7 @@ struct TensorResult {
   double seconds = 0;
 };
 
-struct QuantizeResult {
+struct PipelineResult {
   std::string output_dir;
   std::string method;
   std::string source_dir;
@@ -115,7 +125,7 @@ struct QuantizeResult {
 // Plans, quantizes, writes OUT.tmp (safetensors shards + index, config.json
 // with quantization_config, the source's tokenizer/processor files,
 // report.json, report.html) and renames it to OUT.
-Result<QuantizeResult> QuantizeCheckpoint(const QuantizeOptions& options);
+Result<PipelineResult> QuantizeCheckpoint(const PipelineOptions& options);
 
 // Peak resident set of this process so far, MiB (getrusage).
 double PeakRssMiB();

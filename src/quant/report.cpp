@@ -69,7 +69,7 @@ struct LayerRow {
   }
 };
 
-std::vector<LayerRow> Layers(const QuantizeResult& r, const std::vector<const TensorResult*>& weights) {
+std::vector<LayerRow> Layers(const PipelineResult& r, const std::vector<const TensorResult*>& weights) {
   std::vector<LayerRow> rows;
   for (const TensorResult* t : weights) {
     if (rows.empty() || rows.back().component != t->component || rows.back().layer != t->layer) {
@@ -141,7 +141,7 @@ std::string ShortName(const TensorResult& t) {
 
 }  // namespace
 
-std::string ReportJson(const QuantizeResult& r) {
+std::string ReportJson(const PipelineResult& r) {
   ordered_json j;
   j["tool"] = "bitlens quantize";
   j["source"] = r.source_dir;
@@ -186,7 +186,7 @@ std::string ReportJson(const QuantizeResult& r) {
   return j.dump(2) + "\n";
 }
 
-std::string ReportSummaryLine(const QuantizeResult& r) {
+std::string ReportSummaryLine(const PipelineResult& r) {
   char buf[512];
   std::snprintf(buf, sizeof(buf),
                 "%s params: %s -> %s (weights %.3f bpw, whole model %.3f bpw), %.1f s, peak RSS %.1f MiB",
@@ -195,7 +195,7 @@ std::string ReportSummaryLine(const QuantizeResult& r) {
   return buf;
 }
 
-std::string ReportHtml(const QuantizeResult& r) {
+std::string ReportHtml(const PipelineResult& r) {
   std::vector<const TensorResult*> weights;
   for (const TensorResult& t : r.tensors) {
     if (!std::isnan(t.rel_error)) weights.push_back(&t);

@@ -9,9 +9,9 @@
 
 namespace bitlens::quant {
 
-std::string ReportJson(const QuantizeResult& result);
-std::string ReportHtml(const QuantizeResult& result);
+std::string ReportJson(const PipelineResult& result);
+std::string ReportHtml(const PipelineResult& result);
 // One line for the terminal: params, bytes, bpw, time, peak RSS.
-std::string ReportSummaryLine(const QuantizeResult& result);
+std::string ReportSummaryLine(const PipelineResult& result);
 
 }  // namespace bitlens::quant

@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "quant/checkpoint.h"
 #include "quant/pipeline.h"
+#include "quant/quantize_layer.h"
 #include "quant/rtn.h"
 #include "test_paths.h"
 
@@ -174,7 +175,7 @@ class QuantCheckpointDir : public ::testing::Test {
     fs::remove_all(base_);
     auto r = testing::RunCli("synth --family llava --preset tiny -o " + base_ + "/src");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    quant::QuantizeOptions o;
+    quant::PipelineOptions o;
     o.model_dir = base_ + "/src";
     o.output_dir = base_ + "/q";
     auto q = quant::QuantizeCheckpoint(o);
@@ -199,8 +200,12 @@ TEST_F(QuantCheckpointDir, StoredBytesAreTheReferenceQuantizerOutput) {
   EXPECT_STREQ(q->format->name, "w2g64");
   auto w = src->Get(name);
   ASSERT_TRUE(w.ok());
+  // The default method (rtn) is QuantizeLinear with the MSE clip grid.
   std::vector<uint8_t> want(static_cast<size_t>(q->n) * q->row_bytes());
-  ASSERT_TRUE(quant::QuantizeRowsRef(*q->format, w->data_as<float>(), q->n, q->k, quant::RangeSearch::kMseClip, want)
+  quant::QuantizeOptions rtn;
+  rtn.grid = quant::GridMethod::kMseClip;
+  ASSERT_TRUE(quant::QuantizeLinear(quant::QuantMethod::kRtn, *q->format, w->data_as<float>(), q->n, q->k, nullptr, rtn,
+                                    want, nullptr)
                   .ok());
   auto got = (*model)->checkpoint.Get(name);
   ASSERT_TRUE(got.ok());
@@ -267,7 +272,7 @@ TEST_F(QuantCheckpointDir, LogicalShapeDisagreeingWithTheModelIsRefused) {
 }
 
 TEST_F(QuantCheckpointDir, ACheckpointIsNotQuantizedTwice) {
-  quant::QuantizeOptions o;
+  quant::PipelineOptions o;
   o.model_dir = base_ + "/q";
   o.output_dir = base_ + "/qq";
   auto q = quant::QuantizeCheckpoint(o);

@@ -158,7 +158,7 @@ TEST_P(QuantizedRun, LogitsMatchTheDequantizedFloatReference) {
   const std::string src = Synth(c.family, std::string("src-") + c.name);
   const std::string qdir = testing::ScratchDir() + "-work/q-" + c.name;
   const std::string ref = testing::ScratchDir() + "-work/ref-" + c.name;
-  quant::QuantizeOptions options;
+  quant::PipelineOptions options;
   options.model_dir = src;
   options.output_dir = qdir;
   options.plan = c.plan;
@@ -210,7 +210,7 @@ INSTANTIATE_TEST_SUITE_P(Plans, QuantizedRun, ::testing::Range<size_t>(0, 4), []
 TEST(QuantizedRunCli, RunAndInspectTheQuantizedTinyLlava) {
   const std::string src = Synth("llava", "cli-src");
   const std::string qdir = testing::ScratchDir() + "-work/cli-q";
-  quant::QuantizeOptions options;
+  quant::PipelineOptions options;
   options.model_dir = src;
   options.output_dir = qdir;
   options.overwrite = true;
