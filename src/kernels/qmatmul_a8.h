@@ -4,19 +4,25 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "quant/formats.h"
 
 namespace bitlens::kernels {
 
 // Which activations QMatMul multiplies packed weights with: kF32 (W2A16, the
-// default: weights expanded to f32 in registers) or kInt8 (W2A8, this file).
+// default: weights expanded to f32 in registers), kInt8 (W2A8, this file), or
+// kInt8Lut: decode (m = 1) of the formats with a table kernel runs it
+// (qmatmul_lut.h: int8 blocks of LutActivationBlock — 64 for w2g128, 256 for
+// t1), everything else as kInt8.
 // Process-wide; set it before running a model, not while a QMatMul runs.
-enum class QActivations { kF32, kInt8 };
+enum class QActivations { kF32, kInt8, kInt8Lut };
 void SetQActivations(QActivations a);
 QActivations GetQActivations();
-// "a16" / "a8" (as `bitlens run --activations` spells them).
+// "a16" / "a8" / "a8lut" (as `bitlens run --activations` spells them).
 const char* QActivationsName(QActivations a);
+// The inverse of QActivationsName; false for any other spelling.
+bool ParseQActivations(std::string_view name, QActivations* a);
 
 // Activation block: 32 consecutive x values share one f32 scale
 // d = max|x| / 127 and are stored as round-to-nearest-even(x · 127/max|x|)
@@ -50,10 +56,22 @@ void QuantizeActivationsA8Ref(const float* x, int64_t k, int8_t* xq, float* d, i
 void QMatMulA8Ref(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
                   int64_t k, const float* bias, float* y);
 
+// The same definition with activation blocks of `block` values (a multiple of
+// 32 that divides the group, or the group itself) instead of 32: the lookup-
+// table kernel (qmatmul_lut) uses it where its tables span more than 32 values.
+void QuantizeActivationBlocksRef(const float* x, int64_t k, int block, int8_t* xq, float* d, int32_t* bsum);
+void QMatMulInt8BlocksRef(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
+                          int64_t k, const float* bias, float* y, int block);
+
 // The Highway kernel: equals QMatMulA8Ref bit for bit, for any thread count.
 // w: n packed rows of quant::RowBytes(f, k) bytes. Requires A8Supports(f, k).
 // No allocation; splits output rows over the thread pool.
+// Decode (m = 1, n >= 64) of w2g32/w2g64/w2sg32/w2sg64 runs the table kernel
+// QMatMulLut, which gives the same result and was faster (docs/kernels.md).
 void QMatMulA8(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
                int64_t k, const float* bias, float* y);
+// The integer-dot kernel alone, whatever the shape (same result).
+void QMatMulA8Dots(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
+                   int64_t k, const float* bias, float* y);
 
 }  // namespace bitlens::kernels

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -98,8 +99,30 @@ struct CalibSummary {
   size_t peak_stats_bytes = 0;
 };
 
-// The walk: vision tower layers (when any sample has an image), the projector,
-// then decoder layers, each block handed to `sink` with its statistics.
+// The walk as a pull API, for callers that own the loop (the quantize
+// pipeline visits its units in its own order). Blocks come in model order:
+// vision tower layers (when any sample has an image), the projector, then the
+// decoder layers. Next() runs the next block with taps and returns it with its
+// statistics (null when the walk is over); Finish(replace) ends that block —
+// in sequential mode by running it again on `replace` (one entry per
+// block.tensors, empty = the loaded weight; the memory must stay valid until
+// Finish returns) and the possibly rescaled block.norms.
+class CalibWalk {
+ public:
+  static Result<std::unique_ptr<CalibWalk>> Start(const Model& model, const std::vector<CalibSample>& samples,
+                                                  const CalibOptions& options);
+  ~CalibWalk();
+  Result<CalibBlock*> Next();
+  Status Finish(const std::vector<kernels::WeightView>& replace);
+  const CalibSummary& summary() const;
+
+ private:
+  struct State;
+  explicit CalibWalk(std::unique_ptr<State> s);
+  std::unique_ptr<State> s_;
+};
+
+// The whole walk with a push sink: Next, sink.OnBlock, Finish, block by block.
 Result<CalibSummary> RunCalibration(const Model& model, const std::vector<CalibSample>& samples,
                                     const CalibOptions& options, CalibSink& sink);
 

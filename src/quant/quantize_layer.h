@@ -33,12 +33,16 @@ enum class GridMethod {
 };
 
 // HQQ (Badri & Shaji 2023): minimise ‖W − Ŵ‖_p^p (p < 1) by half-quadratic
-// splitting; the paper's defaults.
+// splitting; the paper's parameters.
 struct HqqOptions {
   float lp_norm = 0.7f;
   float beta = 10.0f;   // initial penalty weight
   float kappa = 1.01f;  // beta grows by this factor per iteration
   int iters = 20;
+  // Start from the clipping search's grids instead of min-max (the paper's
+  // start). The iterations then refine an already good grid: lower weight MSE
+  // than the clip search for almost every format (docs/quantization.md).
+  bool start_from_clip = true;
 };
 
 // GPTQ (Frantar et al. 2022).
@@ -80,6 +84,8 @@ struct LinearQuantResult {
 // Errors: passthrough formats (f16/bf16 have no grids), shape or buffer size
 // mismatch, stats.k != k, GPTQ without stats, H not positive definite after
 // dampening (raise percdamp).
+// Runs on the process thread pool (ParallelFor over rows) and BLAS's threads:
+// call it from one thread, never from inside a ParallelFor job.
 Status QuantizeLinear(QuantMethod method, const FormatInfo& format, const float* w, int64_t n,
                       int64_t k, const LayerStats* stats, const QuantizeOptions& options,
                       std::span<uint8_t> out, LinearQuantResult* result);

@@ -37,6 +37,25 @@ inline std::vector<float> CorrelatedActivations(int64_t m, int64_t k, int outlie
   return x;
 }
 
+// Cheaper for large k: x = z [m, rank] · B [rank, k] + 0.3·noise, outliers as above.
+inline std::vector<float> LowRankActivations(int64_t m, int64_t k, int64_t rank, int outliers,
+                                             float outlier_gain, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> b(static_cast<size_t>(rank * k)), z(static_cast<size_t>(rank));
+  for (float& v : b) v = nd(rng) / std::sqrt(static_cast<float>(rank));
+  std::vector<float> x(static_cast<size_t>(m * k));
+  for (int64_t t = 0; t < m; ++t) {
+    float* row = x.data() + t * k;
+    for (int64_t j = 0; j < k; ++j) row[j] = 0.3f * nd(rng);
+    for (float& v : z) v = nd(rng);
+    for (int64_t r = 0; r < rank; ++r)
+      for (int64_t j = 0; j < k; ++j) row[j] += z[r] * b[r * k + j];
+    for (int o = 0; o < outliers; ++o) row[(o * k) / outliers + 1] *= outlier_gain;
+  }
+  return x;
+}
+
 inline std::vector<float> NormalWeights(int64_t count, float sd, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> d(0.0f, sd);

@@ -205,7 +205,7 @@ TEST(QuantGptq, OutputErrorBelowRtnOnCorrelatedActivations) {
   const std::vector<float> x = CorrelatedActivations(m, k, 4, 8.0f, 21);
   const std::vector<float> w = NormalWeights(n * k, 0.02f, 22);
   const LayerStats s = StatsOf(x, k);
-  for (const char* required : {"w2g64", "w2g32", "w2sg32", "w4g32"}) {
+  for (const char* required : {"w2g64", "w2g32", "w2sg32", "w4g32", "w2g32dq", "w2g64dq", "t1"}) {
     EXPECT_TRUE(FindFormat(required).ok()) << required;
   }
   std::printf("  %-9s %12s %12s %12s %12s %12s\n", "format", "rtn minmax", "rtn mseclip",
@@ -265,6 +265,37 @@ TEST(QuantGptq, PackedRowsRoundTripThroughDequantize) {
   }
 }
 
+// Degenerate shapes: a single input, a single row, k below one group or one
+// super-block, activations that never reach some inputs (dead columns).
+TEST(QuantGptq, TinyRaggedAndDeadInputs) {
+  for (const int64_t k : {1, 7, 33, 300}) {
+    for (const int64_t n : {1, 3}) {
+      std::vector<float> x = CorrelatedActivations(64, k, 0, 1.0f, 91);
+      for (int64_t t = 0; t < 64; ++t) x[t * k + k / 2] = 0.0f;  // input k/2 is dead
+      const std::vector<float> w = NormalWeights(n * k, 0.02f, 92);
+      const LayerStats s = StatsOf(x, k);
+      for (const FormatInfo& f : AllFormats()) {
+        if (!HasGrid(f)) continue;
+        for (const QuantMethod method : {QuantMethod::kRtn, QuantMethod::kHqq, QuantMethod::kGptq}) {
+          for (const bool act_order : {true, false}) {
+            QuantizeOptions o = Grid(GridMethod::kMseRefine);
+            o.gptq.act_order = act_order;
+            const Quantized q = QuantizeWith(method, f, w, n, k, &s, o);
+            EXPECT_TRUE(std::isfinite(q.result.rel_output_error) && q.result.rel_output_error >= 0.0)
+                << f.name << " " << QuantMethodName(method) << " n=" << n << " k=" << k << ": "
+                << q.result.rel_output_error;
+            // The dead input is still quantized by rounding, not zeroed.
+            const int64_t gs = f.group_size > 0 ? f.group_size : k;
+            if (gs > 1 && k > 1 && std::fabs(w[k / 2]) > 0.01f) {
+              EXPECT_NE(q.w_hat[k / 2], 0.0f) << f.name << " k=" << k;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(QuantGptq, ClearErrors) {
   const int64_t n = 4, k = 64;
   const std::vector<float> w = NormalWeights(n * k, 0.02f, 41);
@@ -300,32 +331,37 @@ TEST(QuantGptq, ClearErrors) {
   EXPECT_EQ(*ParseQuantMethod("gptq"), QuantMethod::kGptq);
 }
 
-// The phi-4-mini MLP shape (gate/up: 8192 x 3072). Prints the time; runs only
-// with BITLENS_SLOW_TESTS=1 (about a minute on 2 cores).
-TEST(QuantGptqTiming, Phi4MiniMlpShape) {
+// The phi-4-mini MLP shapes: gate/up [8192, 3072] and down [3072, 8192]. Prints
+// the times; runs only with BITLENS_SLOW_TESTS=1 (a few minutes on 2 cores).
+TEST(QuantGptqTiming, Phi4MiniMlpShapes) {
   if (std::getenv("BITLENS_SLOW_TESTS") == nullptr) GTEST_SKIP() << "set BITLENS_SLOW_TESTS=1";
-  const int64_t n = 8192, k = 3072, m = 2048;
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<float> x = CorrelatedActivations(m, k, 8, 8.0f, 51);
-  const std::vector<float> w = NormalWeights(n * k, 0.02f, 52);
-  const auto t1 = std::chrono::steady_clock::now();
-  LayerStats s = StatsOf(x, k);
-  const auto t2 = std::chrono::steady_clock::now();
-  std::printf("  stats: %lld rows x k=%lld accumulated in %.2f s (data made in %.2f s)\n",
-              (long long)m, (long long)k, std::chrono::duration<double>(t2 - t1).count(),
-              std::chrono::duration<double>(t1 - t0).count());
-  for (const char* name : {"w2g64", "w2g32"}) {
-    const FormatInfo& f = Format(name);
-    for (const QuantMethod method : {QuantMethod::kRtn, QuantMethod::kGptq}) {
-      std::vector<uint8_t> out(n * RowBytes(f, k));
-      QuantizeOptions o;
-      LinearQuantResult r;
-      const auto a = std::chrono::steady_clock::now();
-      ASSERT_TRUE(QuantizeLinear(method, f, w.data(), n, k, &s, o, out, &r).ok());
-      const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
-      std::printf("  %s %s [%lld, %lld]: quantize %.2f s, with error metric %.2f s, rel output error %.5f (%lld rows)\n",
-                  QuantMethodName(method), name, (long long)n, (long long)k, r.seconds, total,
-                  r.rel_output_error, (long long)r.error_rows_used);
+  struct Shape { int64_t n, k; };
+  for (const Shape shape : {Shape{8192, 3072}, Shape{3072, 8192}}) {
+    const int64_t n = shape.n, k = shape.k, m = 2048;
+    const std::vector<float> x = testdata::LowRankActivations(m, k, 64, 8, 8.0f, 51);
+    const std::vector<float> w = NormalWeights(n * k, 0.02f, 52);
+    const auto t1 = std::chrono::steady_clock::now();
+    LayerStats s = StatsOf(x, k);
+    const auto t2 = std::chrono::steady_clock::now();
+    std::printf("  stats: %lld rows x k=%lld accumulated in %.2f s\n", (long long)m, (long long)k,
+                std::chrono::duration<double>(t2 - t1).count());
+    std::vector<float> u;
+    ASSERT_TRUE(GptqInverseHessianFactor(s, 0.01f, {}, &u).ok());
+    std::printf("  inverse Hessian factor k=%lld: %.2f s\n", (long long)k,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count());
+    for (const char* name : {"w2g64"}) {
+      const FormatInfo& f = Format(name);
+      for (const QuantMethod method : {QuantMethod::kRtn, QuantMethod::kGptq}) {
+        std::vector<uint8_t> out(n * RowBytes(f, k));
+        QuantizeOptions o;
+        LinearQuantResult r;
+        const auto a = std::chrono::steady_clock::now();
+        ASSERT_TRUE(QuantizeLinear(method, f, w.data(), n, k, &s, o, out, &r).ok());
+        const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+        std::printf("  %s %s [%lld, %lld]: quantize %.2f s, with error metric %.2f s, rel output error %.5f (%lld rows)\n",
+                    QuantMethodName(method), name, (long long)n, (long long)k, r.seconds, total,
+                    r.rel_output_error, (long long)r.error_rows_used);
+      }
     }
   }
 }

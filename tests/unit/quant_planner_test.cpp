@@ -8,9 +8,14 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "model/model.h"
+#include "quant/calib_plan.h"
 #include "quant/planner.h"
 #include "quant/rtn.h"
 #include "quant/sensitivity.h"
+#include "test_paths.h"
 
 namespace bitlens::quant {
 namespace {
@@ -175,6 +180,47 @@ TEST(QuantPlanner, MatchesTheBruteForceOptimumOnSmallInstances) {
   // Small budgets fit in the DP's 65536 units of the byte steps' gcd: exact.
   std::printf("planner error / brute-force optimum, worst of 30: %.6f\n", worst_ratio);
   EXPECT_LT(worst_ratio, 1.0 + 1e-9);
+}
+
+}  // namespace
+}  // namespace bitlens::quant
+
+namespace bitlens::quant {
+namespace {
+
+TEST(QuantCalibPlan, SensitivityWalkAndAllocationOnATinyModel) {
+  const std::string dir = testing::ScratchDir() + "-work/llama";
+  std::filesystem::remove_all(dir);
+  auto synth = testing::RunCli("synth --family llama --preset tiny -o " + dir);
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  auto model = LoadModel(dir);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  std::vector<CalibSample> samples(4);
+  for (int i = 0; i < 4; ++i) samples[i].prompt = "sample number " + std::to_string(i) + " with some words in it";
+  auto cands = ParsePlanCandidates("w2g64,w4g32,w8");
+  ASSERT_TRUE(cands.ok()) << cands.status().message();
+  auto table = MeasureSensitivity(**model, samples, CalibOptions{}, *cands,
+                                  [](const std::string& name) { return name.find("o_proj") == std::string::npos; });
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  const size_t layers = static_cast<size_t>((*model)->config.text.num_hidden_layers);
+  ASSERT_EQ(table->tensors.size(), 6 * layers);  // q, k, v, gate, up, down (o_proj excluded)
+  for (const PlanTensor& t : table->tensors) {
+    EXPECT_EQ(t.name.find("o_proj"), std::string::npos);
+    ASSERT_EQ(t.error.size(), 3u);
+    EXPECT_GT(t.error[0], t.error[1]) << t.name;
+    EXPECT_GT(t.error[1], t.error[2]) << t.name;
+  }
+  const uint64_t budget = BudgetForBpw(3.5, table->tensors);
+  auto plan = AllocateFormats(*table, budget);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_LE(plan->plan.bytes, budget);
+  EXPECT_GT(plan->plan.bpw(), 2.5);  // the budget is used, not just the narrowest format everywhere
+  ASSERT_EQ(plan->formats.size(), table->tensors.size());
+  EXPECT_EQ(plan->sensitivity.at(table->tensors[0].name), table->tensors[0].error[0]);
+
+  auto bad = ParsePlanCandidates("w2g64,f16");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("f16 is a passthrough format"), std::string::npos) << bad.status().message();
 }
 
 }  // namespace
