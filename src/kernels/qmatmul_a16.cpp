@@ -23,13 +23,16 @@
 
 #include "base/f16.h"
 #include "kernels/qmatmul_a16.h"
+#include "quant/block_codes.h"
 
 #ifndef BITLENS_KERNELS_QMATMUL_A16_ONCE
 #define BITLENS_KERNELS_QMATMUL_A16_ONCE
 namespace bitlens::kernels {
 // The code layouts with a kernel; the formats they serve are listed in
 // kA16Formats below.
-enum class A16Kernel : int { kNone, kW2G32, kW2G64, kW2G128, kW2SG32, kW2SG64, kW4G32, kW4G64, kW8 };
+enum class A16Kernel : int {
+  kNone, kW2G32, kW2G64, kW2G128, kW2SG32, kW2SG64, kW4G32, kW4G64, kW8, kW2G32DQ, kW2G64DQ, kW3G32, kW3G64, kT1
+};
 }  // namespace bitlens::kernels
 #endif
 
@@ -346,6 +349,261 @@ HWY_INLINE float W8Dot(const float* HWY_RESTRICT x, int64_t k, const uint8_t* HW
   return SumOf4(d, a0, a1, a2, a3) + W8Codec::Tail(row, x, k);
 }
 
+// Double-quantized 2-bit super-blocks (w2g32dq, w2g64dq): [f16 d, m0, dm]
+// [one byte per group: scale code sc (bits 0-3), min code mc (bits 4-7)]
+// [64 code bytes: one 2-bit plane over 256 weights, weight i in byte i % 64 at
+// bit 2·(i / 64)]. Group grid: scale = d·sc, offset = m0 + dm·mc, both
+// formed in scalar f32 once per group (as quant::DqGroupAt does).
+template <int kGroupT>
+struct DqCodec {
+  static constexpr int kGroup = kGroupT;
+  static constexpr int kBlockWeights = quant::kDqBlock;
+  static constexpr int kGroups = kBlockWeights / kGroup;
+  static constexpr int kCodesOffset = quant::kDqHeaderBytes + kGroups;
+  static constexpr int kBlockBytes = kCodesOffset + 64;
+  static constexpr int kRowHeaderBytes = 0;
+  static constexpr bool kTable = BITLENS_A16_TABLE;
+
+  static float RowScale(const uint8_t*) { return 1.0f; }
+
+  // Scale and offset of every group of the block (scalar path).
+  static HWY_INLINE void Grids(const uint8_t* HWY_RESTRICT blk, float* scale, float* offset) {
+    const float d = F16ToF32(LoadHalf(blk)), m0 = F16ToF32(LoadHalf(blk + 2)), dm = F16ToF32(LoadHalf(blk + 4));
+    for (int j = 0; j < kGroups; ++j) {
+      const uint8_t sm = blk[quant::kDqHeaderBytes + j];
+      scale[j] = d * static_cast<float>(sm & 15);
+      offset[j] = m0 + dm * static_cast<float>(sm >> 4);
+    }
+  }
+
+#if BITLENS_A16_TABLE
+  // Group j's table for lookups by the code in the low (plane even) or high
+  // (plane odd) two bits of a nibble: group j covers plane (j·g) / 64. All
+  // group grids are formed at once in lanes (d·sc and dm·mc are exact in
+  // f32, so this equals the scalar quant::DqGroupAt), then broadcast.
+  static HWY_INLINE void Tables(const uint8_t* HWY_RESTRICT blk, hn::Vec<D16>* tables) {
+    const D16 d;
+    const U16 du;
+    const hn::RebindToSigned<D16> di;
+    // 16 bytes from the group codes on (the bytes past them are code bytes of
+    // the same block, unused).
+    const auto sm = LoadBytes16(blk + quant::kDqHeaderBytes);
+    const auto sc = hn::ConvertTo(d, hn::BitCast(di, hn::And(sm, hn::Set(du, 15u))));
+    const auto mc = hn::ConvertTo(d, hn::BitCast(di, hn::ShiftRight<4>(sm)));
+    const auto scale = hn::Mul(HalfToVec(d, LoadHalf(blk)), sc);
+    const auto offset = hn::Add(HalfToVec(d, LoadHalf(blk + 2)), hn::Mul(HalfToVec(d, LoadHalf(blk + 4)), mc));
+    const auto lo = CodesLo(), hi = CodesHi();
+    for (int j = 0; j < kGroups; ++j) {
+      const bool odd_plane = ((j * kGroup) / 64) & 1;
+      const auto idx = hn::Set(du, static_cast<uint32_t>(j));
+      tables[j] = hn::MulAdd(odd_plane ? hi : lo, Lookup16(scale, idx), Lookup16(offset, idx));
+    }
+  }
+#endif
+
+  static void Decode(const uint8_t* HWY_RESTRICT row, int64_t b0, int64_t b1, float* HWY_RESTRICT out) {
+    for (int64_t b = b0; b < b1; ++b, out += kBlockWeights) {
+      const uint8_t* HWY_RESTRICT blk = row + b * kBlockBytes;
+      const uint8_t* HWY_RESTRICT q = blk + kCodesOffset;
+#if BITLENS_A16_TABLE
+      const D16 d;
+      hn::Vec<D16> t[kGroups];
+      Tables(blk, t);
+      for (int j = 0; j < 64; j += 16) {
+        const auto u = LoadBytes16(q + j), u4 = hn::ShiftRight<4>(u);
+        hn::StoreU(Lookup16(t[j / kGroup], u), d, out + j);
+        hn::StoreU(Lookup16(t[(64 + j) / kGroup], u), d, out + 64 + j);
+        hn::StoreU(Lookup16(t[(128 + j) / kGroup], u4), d, out + 128 + j);
+        hn::StoreU(Lookup16(t[(192 + j) / kGroup], u4), d, out + 192 + j);
+      }
+#else
+      float scale[kGroups], offset[kGroups];
+      Grids(blk, scale, offset);
+      const hn::CappedTag<float, 16> d;
+      const hn::RebindToUnsigned<decltype(d)> du;
+      const hn::RebindToSigned<decltype(d)> di;
+      const hn::Rebind<uint8_t, decltype(d)> d8;
+      const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+      for (int64_t j = 0; j < 64; j += N) {
+        const auto u = hn::PromoteTo(du, hn::LoadU(d8, q + j));
+        for (int p = 0; p < 4; ++p) {
+          const int g = static_cast<int>((64 * p + j) / kGroup);
+          const auto c = hn::ConvertTo(d, hn::BitCast(di, hn::And(hn::ShiftRightSame(u, 2 * p), hn::Set(du, 3u))));
+          hn::StoreU(hn::MulAdd(c, hn::Set(d, scale[g]), hn::Set(d, offset[g])), d, out + 64 * p + j);
+        }
+      }
+#endif
+    }
+  }
+
+  static float Tail(const uint8_t* HWY_RESTRICT row, const float* HWY_RESTRICT x, int64_t k) {
+    const int64_t nb = k / kBlockWeights, rem = k - nb * kBlockWeights;
+    if (rem == 0) return 0.0f;
+    const uint8_t* blk = row + nb * kBlockBytes;
+    const float* xb = x + nb * kBlockWeights;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < rem; ++i) {
+      const quant::DqGroup g = quant::DqGroupAt(blk, static_cast<int>(i / kGroup));
+      const int code = quant::PlaneCode(blk + kCodesOffset, kBlockWeights, 2, static_cast<int>(i));
+      sum += xb[i] * (g.offset + g.scale * static_cast<float>(code));
+    }
+    return sum;
+  }
+};
+
+#if BITLENS_A16_TABLE
+// Σ x·w over one double-quantized row, weights in registers: each group's
+// table built once per block, then per 16 code bytes four lookups and FMAs.
+// Plane p feeds accumulator p of the block's set (even blocks a0..a3, odd
+// blocks a4..a7).
+template <class C>
+HWY_INLINE void DqBlockDot(const uint8_t* HWY_RESTRICT blk, const float* HWY_RESTRICT xb, hn::Vec<D16>& r0,
+                           hn::Vec<D16>& r1, hn::Vec<D16>& r2, hn::Vec<D16>& r3) {
+  const D16 d;
+  hn::Vec<D16> t[C::kGroups];
+  C::Tables(blk, t);
+  const uint8_t* HWY_RESTRICT q = blk + C::kCodesOffset;
+  for (int j = 0; j < 64; j += 16) {
+    const auto u = LoadBytes16(q + j), u4 = hn::ShiftRight<4>(u);
+    r0 = hn::MulAdd(hn::LoadU(d, xb + j), Lookup16(t[j / C::kGroup], u), r0);
+    r1 = hn::MulAdd(hn::LoadU(d, xb + 64 + j), Lookup16(t[(64 + j) / C::kGroup], u), r1);
+    r2 = hn::MulAdd(hn::LoadU(d, xb + 128 + j), Lookup16(t[(128 + j) / C::kGroup], u4), r2);
+    r3 = hn::MulAdd(hn::LoadU(d, xb + 192 + j), Lookup16(t[(192 + j) / C::kGroup], u4), r3);
+  }
+}
+
+template <class C>
+HWY_INLINE float DqDot(const float* HWY_RESTRICT x, int64_t k, const uint8_t* HWY_RESTRICT row) {
+  const D16 d;
+  using V = hn::Vec<D16>;
+  constexpr int64_t G = C::kBlockWeights;
+  const int64_t nb = k / G;
+  V a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const uint8_t* HWY_RESTRICT blk = row + b * C::kBlockBytes;
+    hwy::Prefetch(blk + kPrefetchBytes);
+    hwy::Prefetch(blk + kPrefetchBytes + 64);
+    DqBlockDot<C>(blk, x + b * G, a0, a1, a2, a3);
+    DqBlockDot<C>(blk + C::kBlockBytes, x + (b + 1) * G, a4, a5, a6, a7);
+  }
+  if (b < nb) DqBlockDot<C>(row + b * C::kBlockBytes, x + b * G, a0, a1, a2, a3);
+  const V sum = hn::Add(hn::Add(hn::Add(a0, a4), hn::Add(a1, a5)), hn::Add(hn::Add(a2, a6), hn::Add(a3, a7)));
+  return hn::GetLane(hn::SumOfLanes(d, sum)) + C::Tail(row, x, k);
+}
+#endif
+
+// 3-bit groups (w3g32, w3g64): [f16 scale][f16 min][g/4 bytes: 2-bit plane of
+// bits 0-1][g/8 bytes: 1-bit plane of bit 2]. Weight i: low bits in byte
+// i % (g/4) at bit 2·(i / (g/4)), high bit in byte i % (g/8) of the 1-bit
+// plane at bit i / (g/8). A run of N ≤ g/8 weights lies in one place of each
+// plane, so each run is two shift-and-masks by a uniform shift.
+template <int kGroupT>
+struct W3Codec {
+  static constexpr int kGroup = kGroupT;
+  static constexpr int kBlockWeights = kGroup;
+  static constexpr int kLoBytes = kGroup / 4, kHiBytes = kGroup / 8;
+  static constexpr int kBlockBytes = 4 + kLoBytes + kHiBytes;
+  static constexpr int kRowHeaderBytes = 0;
+
+  static float RowScale(const uint8_t*) { return 1.0f; }
+
+  static void Decode(const uint8_t* HWY_RESTRICT row, int64_t b0, int64_t b1, float* HWY_RESTRICT out) {
+    const hn::CappedTag<float, kHiBytes> d;
+    const hn::RebindToUnsigned<decltype(d)> du;
+    const hn::RebindToSigned<decltype(d)> di;
+    const hn::Rebind<uint8_t, decltype(d)> d8;
+    const int N = static_cast<int>(hn::Lanes(d));
+    for (int64_t b = b0; b < b1; ++b, out += kBlockWeights) {
+      const uint8_t* HWY_RESTRICT blk = row + b * kBlockBytes;
+      const uint8_t* HWY_RESTRICT lo = blk + 4;
+      const uint8_t* HWY_RESTRICT hi = lo + kLoBytes;
+      const auto scale = HalfToVec(d, LoadHalf(blk)), offset = HalfToVec(d, LoadHalf(blk + 2));
+      for (int i = 0; i < kGroup; i += N) {
+        const auto l = hn::PromoteTo(du, hn::LoadU(d8, lo + i % kLoBytes));
+        const auto h = hn::PromoteTo(du, hn::LoadU(d8, hi + i % kHiBytes));
+        const auto code = hn::Or(hn::And(hn::ShiftRightSame(l, 2 * (i / kLoBytes)), hn::Set(du, 3u)),
+                                 hn::ShiftLeft<2>(hn::And(hn::ShiftRightSame(h, i / kHiBytes), hn::Set(du, 1u))));
+        hn::StoreU(hn::MulAdd(hn::ConvertTo(d, hn::BitCast(di, code)), scale, offset), d, out + i);
+      }
+    }
+  }
+
+  static float Tail(const uint8_t* HWY_RESTRICT row, const float* HWY_RESTRICT x, int64_t k) {
+    const int64_t nb = k / kBlockWeights, rem = k - nb * kBlockWeights;
+    if (rem == 0) return 0.0f;
+    const uint8_t* blk = row + nb * kBlockBytes;
+    const float scale = F16ToF32(LoadHalf(blk)), offset = F16ToF32(LoadHalf(blk + 2));
+    const float* xb = x + nb * kBlockWeights;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < rem; ++i) {
+      const int code = quant::PlaneCode(blk + 4, kGroup, 3, static_cast<int>(i));
+      sum += xb[i] * (offset + scale * static_cast<float>(code));
+    }
+    return sum;
+  }
+};
+
+// Ternary t1: [f16 scale][48 bytes of 5 trits][4 bytes of 4 trits] per 256
+// weights, w = scale·(t − 1). Weight i < 240 is digit i / 48 of byte i % 48,
+// weight 240 + i digit i / 4 of byte 48 + i % 4; digit p of a byte decodes as
+// ((byte·3^p mod 256)·3) >> 8 (formats.h), here in u32 lanes.
+struct T1Codec {
+  static constexpr int kBlockWeights = quant::kT1Block;
+  static constexpr int kBlockBytes = 2 + quant::kT1Bytes5 + quant::kT1Bytes4;
+  static constexpr int kRowHeaderBytes = 0;
+
+  static float RowScale(const uint8_t*) { return 1.0f; }
+
+  // N trits of digit p from the bytes at q, as scale·(t − 1).
+  template <class D>
+  static HWY_INLINE hn::Vec<D> Trits(D d, const uint8_t* HWY_RESTRICT q, uint32_t pow3, hn::Vec<D> scale,
+                                     hn::Vec<D> neg_scale) {
+    const hn::RebindToUnsigned<D> du;
+    const auto bytes = hn::PromoteTo(du, hn::LoadU(hn::Rebind<uint8_t, D>(), q));
+    const auto top = hn::And(hn::Mul(bytes, hn::Set(du, pow3)), hn::Set(du, 0xFFu));
+    const auto t = hn::ShiftRight<8>(hn::Mul(top, hn::Set(du, 3u)));
+    return hn::MulAdd(hn::ConvertTo(d, hn::BitCast(hn::RebindToSigned<D>(), t)), scale, neg_scale);
+  }
+
+  static void Decode(const uint8_t* HWY_RESTRICT row, int64_t b0, int64_t b1, float* HWY_RESTRICT out) {
+    static constexpr uint32_t kPow3[5] = {1, 3, 9, 27, 81};
+    const hn::CappedTag<float, 16> d;
+    const hn::CappedTag<float, 4> d4;
+    const int N = static_cast<int>(hn::Lanes(d)), N4 = static_cast<int>(hn::Lanes(d4));
+    for (int64_t b = b0; b < b1; ++b, out += kBlockWeights) {
+      const uint8_t* HWY_RESTRICT blk = row + b * kBlockBytes;
+      const uint8_t* HWY_RESTRICT q = blk + 2;
+      const auto scale = HalfToVec(d, LoadHalf(blk)), neg = hn::Neg(scale);
+      for (int p = 0; p < 5; ++p) {
+        for (int j = 0; j < quant::kT1Bytes5; j += N) {
+          hn::StoreU(Trits(d, q + j, kPow3[p], scale, neg), d, out + quant::kT1Bytes5 * p + j);
+        }
+      }
+      const auto scale4 = HalfToVec(d4, LoadHalf(blk)), neg4 = hn::Neg(scale4);
+      for (int p = 0; p < 4; ++p) {
+        for (int j = 0; j < quant::kT1Bytes4; j += N4) {
+          hn::StoreU(Trits(d4, q + quant::kT1Bytes5 + j, kPow3[p], scale4, neg4), d4,
+                     out + quant::kT1Bytes5 * 5 + quant::kT1Bytes4 * p + j);
+        }
+      }
+    }
+  }
+
+  static float Tail(const uint8_t* HWY_RESTRICT row, const float* HWY_RESTRICT x, int64_t k) {
+    const int64_t nb = k / kBlockWeights, rem = k - nb * kBlockWeights;
+    if (rem == 0) return 0.0f;
+    const uint8_t* blk = row + nb * kBlockBytes;
+    const float scale = F16ToF32(LoadHalf(blk));
+    const float* xb = x + nb * kBlockWeights;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < rem; ++i) {
+      sum += xb[i] * (scale * static_cast<float>(quant::TernaryCode(blk + 2, static_cast<int>(i)) - 1));
+    }
+    return sum;
+  }
+};
+
 // Weights per decoded chunk on the stack (a multiple of every block size).
 constexpr int64_t kChunk = 512;
 
@@ -564,6 +822,16 @@ void GroupRows(const float* x, int64_t m, const uint8_t* w, size_t row_bytes, in
   Rows<C>(GroupDot<C>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
 }
 
+template <class C>
+void DqRows(const float* x, int64_t m, const uint8_t* w, size_t row_bytes, int64_t n, int64_t k,
+            const float* bias, int64_t o_begin, int64_t o_end, float* y) {
+#if BITLENS_A16_TABLE
+  Rows<C>(DqDot<C>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+#else
+  Rows<C>(StackedDot<C>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+#endif
+}
+
 void A16RowsDispatch(int kernel, const float* x, int64_t m, const uint8_t* w, size_t row_bytes, int64_t n,
                      int64_t k, const float* bias, int64_t o_begin, int64_t o_end, float* y) {
   switch (static_cast<A16Kernel>(kernel)) {
@@ -583,6 +851,16 @@ void A16RowsDispatch(int kernel, const float* x, int64_t m, const uint8_t* w, si
       return GroupRows<GroupCodec<4, 64, false>>(x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
     case A16Kernel::kW8:
       return Rows<W8Codec>(W8Dot, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+    case A16Kernel::kW2G32DQ:
+      return DqRows<DqCodec<32>>(x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+    case A16Kernel::kW2G64DQ:
+      return DqRows<DqCodec<64>>(x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+    case A16Kernel::kW3G32:
+      return Rows<W3Codec<32>>(StackedDot<W3Codec<32>>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+    case A16Kernel::kW3G64:
+      return Rows<W3Codec<64>>(StackedDot<W3Codec<64>>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+    case A16Kernel::kT1:
+      return Rows<T1Codec>(StackedDot<T1Codec>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
     case A16Kernel::kNone:
       return;
   }
@@ -608,6 +886,9 @@ constexpr A16Format kA16Formats[] = {
     {"w2g128", A16Kernel::kW2G128, 128, 36, 0}, {"w2sg32", A16Kernel::kW2SG32, 32, 10, 0},
     {"w2sg64", A16Kernel::kW2SG64, 64, 18, 0}, {"w4g32", A16Kernel::kW4G32, 32, 20, 0},
     {"w4g64", A16Kernel::kW4G64, 64, 36, 0},  {"w8", A16Kernel::kW8, 1, 1, 4},
+    {"w2g32dq", A16Kernel::kW2G32DQ, 256, 78, 0}, {"w2g64dq", A16Kernel::kW2G64DQ, 256, 74, 0},
+    {"w3g32", A16Kernel::kW3G32, 32, 16, 0},  {"w3g64", A16Kernel::kW3G64, 64, 28, 0},
+    {"t1", A16Kernel::kT1, 256, 54, 0},
 };
 
 A16Kernel KernelFor(const quant::FormatInfo& f) {
