@@ -4,11 +4,16 @@
 // Integer dots widen u8 codes and i8 activations to i16 and multiply-add
 // pairs into i32 (pmaddwd / vmlal via ReorderWidenMulAccumulate), which is
 // exact, so only the per-block f32 steps fix the order, done lane-free.
+// Each f32 product and sum is rounded on its own, as in QMatMulA8Ref: no
+// contraction into fused multiply-adds anywhere in this file.
+#pragma GCC optimize("fp-contract=off")
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/qmatmul_a8.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // Must come after foreach_target.h.
 #include "hwy/highway.h"
+// Per-target code shared with qmatmul_lut; also after foreach_target.h.
+#include "kernels/qmatmul_a8-inl.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -16,10 +21,9 @@
 
 #include "base/thread_pool.h"
 #include "kernels/qmatmul_a8.h"
+#include "kernels/qmatmul_lut.h"
+#include "quant/block_codes.h"
 #include "quant/grid.h"
-
-// Each f32 product and sum is rounded on its own, as in QMatMulA8Ref.
-#pragma GCC optimize("fp-contract=off")
 
 #ifndef BITLENS_QMATMUL_A8_SHARED
 #define BITLENS_QMATMUL_A8_SHARED
@@ -27,7 +31,12 @@ namespace bitlens::kernels::a8 {
 
 // Which row kernel reads a format's blocks. kGeneric decodes through
 // quant::DecodeRow (any format with a grid); the others read blocks in place.
-enum class RowKind { kGeneric, kW2Asym, kW2Stretched, kW4Asym, kW8 };
+enum class RowKind {
+  kGeneric, kW2Asym, kW2Stretched, kW4Asym, kW8,
+  kW2DQ,  // double-quantized 2-bit super-blocks of 256 (groups of 32 or 64)
+  kT1,    // ternary, base-3 bytes, groups of 256
+  kW3,    // 3-bit: a 2-bit plane and a 1-bit plane per group of 32 or 64
+};
 
 // Exact f16 -> f32 (normals, subnormals, zeros; inf/NaN kept): the f16 bits
 // shifted into an f32 with a 2^-112-biased exponent, then scaled by 2^112.
@@ -51,11 +60,6 @@ inline float HalfToFloat(uint16_t h) {
   return f;
 }
 
-inline float RoundEven(float v) {
-  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23, as in the reference
-  return (v + kMagic) - kMagic;
-}
-
 // Quantized activation rows of one call, on the calling thread's stack.
 // Row r of the block: xq + r·kq (kq = k padded to whole weight groups, zeros
 // past k), d/bsum + r·nbq (nbq = kq / 32), sxg + r·ng.
@@ -76,50 +80,6 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using a8::HalfToFloat;
 using a8::RowKind;
-
-// x [k] -> xq [kq] (zeros past k), d and bsum [kq / 32]; equal to
-// QuantizeActivationsA8Ref on the first ceil(k/32) blocks, zero blocks after.
-void QuantizeRow(const float* HWY_RESTRICT x, int64_t k, int64_t kq, int8_t* HWY_RESTRICT xq,
-                 float* HWY_RESTRICT d, int32_t* HWY_RESTRICT bsum) {
-  const hn::CappedTag<float, kA8Block> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int16_t, decltype(df)> d16;
-  const hn::Rebind<int8_t, decltype(df)> d8;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  const auto magic = hn::Set(df, 12582912.0f);
-  const auto lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
-  alignas(64) float tail[kA8Block];
-  for (int64_t i0 = 0; i0 < kq; i0 += kA8Block) {
-    const int64_t b = i0 / kA8Block;
-    if (i0 >= k) {
-      std::memset(xq + i0, 0, kA8Block);
-      d[b] = 0.0f;
-      bsum[b] = 0;
-      continue;
-    }
-    const float* xb = x + i0;
-    if (i0 + kA8Block > k) {  // ragged last block: zero-padded copy
-      std::memset(tail, 0, sizeof(tail));
-      std::memcpy(tail, xb, static_cast<size_t>(k - i0) * sizeof(float));
-      xb = tail;
-    }
-    auto vmax = hn::Zero(df);
-    for (int64_t j = 0; j < kA8Block; j += lanes) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + j)));
-    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    d[b] = amax / 127.0f;
-    const auto vinv = hn::Set(df, inv);
-    auto vsum = hn::Zero(di);
-    for (int64_t j = 0; j < kA8Block; j += lanes) {
-      auto v = hn::Mul(hn::LoadU(df, xb + j), vinv);
-      v = hn::Sub(hn::Add(v, magic), magic);
-      const auto q = hn::ConvertTo(di, hn::Min(hn::Max(v, lo), hi));
-      vsum = hn::Add(vsum, q);
-      hn::StoreU(hn::DemoteTo(d8, hn::DemoteTo(d16, q)), d8, xq + i0 + j);
-    }
-    bsum[b] = hn::GetLane(hn::SumOfLanes(di, vsum));
-  }
-}
 
 // Σ over the lanes of an i32 accumulator (exact).
 template <class D32, class V32>
@@ -217,6 +177,102 @@ float RowDotPlanes(const uint8_t* HWY_RESTRICT row, int64_t ng, const ARow& a) {
   return sum;
 }
 
+#if HWY_TARGET != HWY_SCALAR
+// Sums of the 128-bit blocks of u (i32 lanes) -> out[4].
+template <class D>
+HWY_INLINE void StoreBlockSums(D d, hn::Vec<D> u, int32_t* HWY_RESTRICT out) {
+  if constexpr (hn::MaxLanes(D()) > 4) {
+    const hn::Half<D> dh;
+    StoreBlockSums(dh, hn::Add(hn::LowerHalf(dh, u), hn::UpperHalf(dh, u)), out);
+  } else {
+    hn::StoreU(u, d, out);
+  }
+}
+
+// [Σ lanes of a0, a1, a2, a3] -> out[4], exact: a transpose-and-add tree
+// inside each 128-bit block, then the blocks added.
+template <class D32, class V>
+HWY_INLINE void Reduce4(D32 d32, V a0, V a1, V a2, V a3, int32_t* HWY_RESTRICT out) {
+  const hn::Repartition<int64_t, D32> d64;
+  const V t01 = hn::Add(hn::InterleaveLower(d32, a0, a1), hn::InterleaveUpper(d32, a0, a1));
+  const V t23 = hn::Add(hn::InterleaveLower(d32, a2, a3), hn::InterleaveUpper(d32, a2, a3));
+  const auto l = hn::InterleaveLower(d64, hn::BitCast(d64, t01), hn::BitCast(d64, t23));
+  const auto h = hn::InterleaveUpper(d64, hn::BitCast(d64, t01), hn::BitCast(d64, t23));
+  StoreBlockSums(d32, hn::Add(hn::BitCast(d32, l), hn::BitCast(d32, h)), out);
+}
+
+// Four outputs of a plane-interleaved group format at once (rows r[0..3]):
+// the activation vectors are loaded once for the four rows, the four integer
+// sums of a block are reduced together, and the f32 steps run with one row
+// per lane — each lane performs exactly the scalar sequence of RowDotPlanes.
+template <int B, int G, bool kStretched>
+void Tile4Planes(const uint8_t* const* HWY_RESTRICT r, int64_t ng, const ARow& a, float* HWY_RESTRICT out) {
+  constexpr int H = kStretched ? 2 : 4, Q = G * B / 8, P = 8 / B, NB = G / kA8Block;
+  constexpr int kMask = (1 << B) - 1;
+  const hn::CappedTag<int16_t, (Q < 32 ? Q : 32)> d16;
+  const hn::Rebind<uint8_t, decltype(d16)> du8;
+  const hn::Rebind<int8_t, decltype(d16)> di8;
+  const hn::Repartition<int32_t, decltype(d16)> d32;
+  const hn::Full128<float> df4;
+  const hn::RebindToSigned<decltype(df4)> di4;
+  const hn::Rebind<hwy::float16_t, decltype(df4)> dh4;
+  const int L = static_cast<int>(hn::Lanes(d16));
+  const auto mask = hn::Set(d16, static_cast<int16_t>(kMask));
+  auto sum = hn::Zero(df4);
+  alignas(16) int32_t isum[4];
+  alignas(16) uint16_t s16[4], m16[4];
+  for (int64_t g = 0; g < ng; ++g) {
+    const size_t off = static_cast<size_t>(g) * (H + Q);
+    for (int j = 0; j < 4; ++j) {
+      std::memcpy(&s16[j], r[j] + off, 2);
+      if constexpr (!kStretched) std::memcpy(&m16[j], r[j] + off + 2, 2);
+    }
+    const auto scale = hn::PromoteTo(df4, hn::LoadU(dh4, reinterpret_cast<const hwy::float16_t*>(s16)));
+    const auto offset = kStretched ? hn::Mul(hn::Set(df4, -1.5f), scale)
+                                   : hn::PromoteTo(df4, hn::LoadU(dh4, reinterpret_cast<const hwy::float16_t*>(m16)));
+    const uint8_t* q0 = r[0] + off + H;
+    const uint8_t* q1 = r[1] + off + H;
+    const uint8_t* q2 = r[2] + off + H;
+    const uint8_t* q3 = r[3] + off + H;
+    const int8_t* xg = a.xq + g * G;
+    const float* dg = a.d + g * NB;
+    const int64_t nb = std::min<int64_t>(NB, a.nb - g * NB);
+    auto acc = hn::Zero(df4);
+    auto c0 = hn::Zero(d32), c1 = c0, c2 = c0, c3 = c0;
+    auto e0 = c0, e1 = c0, e2 = c0, e3 = c0;  // second sums (used on some targets only)
+    int cur = 0;
+    auto flush = [&](int blk) {
+      if (blk < nb) {
+        Reduce4(d32, hn::Add(c0, e0), hn::Add(c1, e1), hn::Add(c2, e2), hn::Add(c3, e3), isum);
+        acc = hn::Add(acc, hn::Mul(hn::Set(df4, dg[blk]), hn::ConvertTo(df4, hn::LoadU(di4, isum))));
+      }
+      c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = hn::Zero(d32);
+    };
+    for (int p = 0; p < P; ++p) {
+      for (int c = 0; c < Q; c += L) {
+        const int blk = (p * Q + c) / kA8Block;
+        if (blk != cur) {
+          flush(cur);
+          cur = blk;
+        }
+        const auto acts = hn::PromoteTo(d16, hn::LoadU(di8, xg + p * Q + c));
+        const auto k0 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, q0 + c)), B * p), mask);
+        const auto k1 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, q1 + c)), B * p), mask);
+        const auto k2 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, q2 + c)), B * p), mask);
+        const auto k3 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, q3 + c)), B * p), mask);
+        c0 = hn::ReorderWidenMulAccumulate(d32, k0, acts, c0, e0);
+        c1 = hn::ReorderWidenMulAccumulate(d32, k1, acts, c1, e1);
+        c2 = hn::ReorderWidenMulAccumulate(d32, k2, acts, c2, e2);
+        c3 = hn::ReorderWidenMulAccumulate(d32, k3, acts, c3, e3);
+      }
+    }
+    flush(cur);
+    sum = hn::Add(sum, hn::Add(hn::Mul(scale, acc), hn::Mul(offset, hn::Set(df4, a.sxg[g]))));
+  }
+  hn::StoreU(sum, df4, out);
+}
+#endif
+
 // w8 row: [f32 scale][k int8 q]; codes are q + 127, so isum_b = Σ xq·q + 127·bsum_b.
 float RowDotW8(const uint8_t* HWY_RESTRICT row, int64_t k, const ARow& a, const int32_t* bsum) {
   float scale;
@@ -245,6 +301,115 @@ float RowDotW8(const uint8_t* HWY_RESTRICT row, int64_t k, const ARow& a, const 
   return scale * acc + (-127.0f * scale) * a.sxg[0];
 }
 
+// Σ xq_i · ((bytes[i] >> shift) & mask) over 32 weights (exact).
+HWY_INLINE int32_t IsumShifted32(const uint8_t* HWY_RESTRICT bytes, int shift, int mask,
+                                 const int8_t* HWY_RESTRICT xq) {
+  const hn::CappedTag<int16_t, kA8Block> d16;
+  const hn::Rebind<uint8_t, decltype(d16)> du8;
+  const hn::Rebind<int8_t, decltype(d16)> di8;
+  const hn::Repartition<int32_t, decltype(d16)> d32;
+  const int L = static_cast<int>(hn::Lanes(d16));
+  const auto vmask = hn::Set(d16, static_cast<int16_t>(mask));
+  auto acc = hn::Zero(d32), acc1 = hn::Zero(d32);
+  for (int j = 0; j < kA8Block; j += L) {
+    const auto codes = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, bytes + j)), shift), vmask);
+    acc = hn::ReorderWidenMulAccumulate(d32, codes, hn::PromoteTo(d16, hn::LoadU(di8, xq + j)), acc, acc1);
+  }
+  return ReduceI32(d32, hn::Add(acc, acc1));
+}
+
+// Double-quantized super-blocks [f16 d][f16 m0][f16 dm][256/G scale|min
+// codes][64 bytes: one 2-bit plane over 256 weights]. Activation block lb
+// (0..7) of a super-block is plane bytes 32·(lb % 2) .. +31 at bit 2·(lb / 2);
+// a group's grid is quant::DqGroupAt's f32 operations, repeated here.
+template <int G>
+float RowDotDQ(const uint8_t* HWY_RESTRICT row, int64_t ng, int block_bytes, const ARow& a) {
+  constexpr int kGroupsPerSb = quant::kDqBlock / G, kBlocksPerGroup = G / kA8Block;
+  constexpr int kPlane = quant::kDqHeaderBytes + kGroupsPerSb;
+  float sum = 0.0f;
+  for (int64_t g0 = 0; g0 < ng; g0 += kGroupsPerSb, row += block_bytes) {
+    uint16_t h[3];
+    std::memcpy(h, row, 6);
+    const float dsc = HalfToFloat(h[0]), m0 = HalfToFloat(h[1]), dm = HalfToFloat(h[2]);
+    for (int j = 0; j < kGroupsPerSb && g0 + j < ng; ++j) {
+      const uint8_t sm = row[quant::kDqHeaderBytes + j];
+      const float scale = dsc * static_cast<float>(sm & 15);
+      const float offset = m0 + dm * static_cast<float>(sm >> 4);
+      float acc = 0.0f;
+      for (int bb = 0; bb < kBlocksPerGroup; ++bb) {
+        const int lb = j * kBlocksPerGroup + bb;
+        const int64_t b = (g0 / kGroupsPerSb) * 8 + lb;
+        if (b >= a.nb) break;
+        const int32_t isum = IsumShifted32(row + kPlane + 32 * (lb % 2), 2 * (lb / 2), 3, a.xq + b * kA8Block);
+        acc += a.d[b] * static_cast<float>(isum);
+      }
+      sum += scale * acc + offset * a.sxg[g0 + j];
+    }
+  }
+  return sum;
+}
+
+// t1 blocks [f16 scale][48 bytes of 5 trits][4 bytes of 4 trits], grid
+// offset −scale: the 256 trits decoded to bytes with 16-bit lanes (digit p
+// of a byte is ((byte·3^p) mod 256)·3 >> 8), then the block dots.
+float RowDotT1(const uint8_t* HWY_RESTRICT row, int64_t ng, const ARow& a) {
+  const hn::CappedTag<int16_t, 16> du16;  // values stay below 2^15
+  const hn::Rebind<uint8_t, decltype(du16)> du8;
+  const int L = static_cast<int>(hn::Lanes(du16));
+  static constexpr int16_t kPow3[5] = {1, 3, 9, 27, 81};
+  alignas(64) uint8_t codes[quant::kT1Block];
+  int32_t isum[quant::kT1Block / kA8Block];
+  float sum = 0.0f;
+  for (int64_t g = 0; g < ng; ++g, row += 2 + quant::kT1Bytes5 + quant::kT1Bytes4) {
+    uint16_t s16;
+    std::memcpy(&s16, row, 2);
+    const float scale = HalfToFloat(s16);
+    const float offset = -scale;
+    const uint8_t* q5 = row + 2;
+    for (int c = 0; c < quant::kT1Bytes5; c += L) {
+      const auto v = hn::PromoteTo(du16, hn::LoadU(du8, q5 + c));
+      for (int p = 0; p < 5; ++p) {
+        const auto top = hn::And(hn::Mul(v, hn::Set(du16, kPow3[p])), hn::Set(du16, 0xFF));
+        const auto digit = hn::ShiftRight<8>(hn::Mul(top, hn::Set(du16, 3)));
+        hn::StoreU(hn::DemoteTo(du8, digit), du8, codes + quant::kT1Bytes5 * p + c);
+      }
+    }
+    for (int i = 0; i < quant::kT1Bytes4 * 4; ++i) {
+      codes[quant::kT1Bytes5 * 5 + i] = static_cast<uint8_t>(quant::TernaryCode(q5, quant::kT1Bytes5 * 5 + i));
+    }
+    const int64_t nb = std::min<int64_t>(quant::kT1Block / kA8Block, a.nb - g * (quant::kT1Block / kA8Block));
+    BlockIsums8(codes, a.xq + g * quant::kT1Block, nb * kA8Block, isum);
+    const float acc = CombineBlocks(isum, a.d + g * (quant::kT1Block / kA8Block), nb);
+    sum += scale * acc + offset * a.sxg[g];
+  }
+  return sum;
+}
+
+// 3-bit groups [f16 scale][f16 min][G/4 bytes: bits 0-1][G/8 bytes: bit 2].
+template <int G>
+float RowDotW3(const uint8_t* HWY_RESTRICT row, int64_t ng, const ARow& a) {
+  constexpr int kLo = G / 4, kHi = G / 8, kBlocks = G / kA8Block;
+  alignas(64) uint8_t codes[G];
+  int32_t isum[kBlocks];
+  float sum = 0.0f;
+  for (int64_t g = 0; g < ng; ++g, row += 4 + kLo + kHi) {
+    uint16_t s16, m16;
+    std::memcpy(&s16, row, 2);
+    std::memcpy(&m16, row + 2, 2);
+    const float scale = HalfToFloat(s16), offset = HalfToFloat(m16);
+    const uint8_t* lo = row + 4;
+    const uint8_t* hi = lo + kLo;
+    for (int i = 0; i < G; ++i) {
+      codes[i] = static_cast<uint8_t>(((lo[i % kLo] >> (2 * (i / kLo))) & 3) | (((hi[i % kHi] >> (i / kHi)) & 1) << 2));
+    }
+    const int64_t nb = std::min<int64_t>(kBlocks, a.nb - g * kBlocks);
+    BlockIsums8(codes, a.xq + g * G, nb * kA8Block, isum);
+    const float acc = CombineBlocks(isum, a.d + g * kBlocks, nb);
+    sum += scale * acc + offset * a.sxg[g];
+  }
+  return sum;
+}
+
 // Any format with a grid: DecodeRow into stack buffers, then the same sums.
 float RowDotGeneric(const quant::FormatInfo& f, const uint8_t* row, int64_t k, int64_t ng,
                     const ARow& a) {
@@ -263,6 +428,33 @@ float RowDotGeneric(const quant::FormatInfo& f, const uint8_t* row, int64_t k, i
     sum += grids[G].scale * acc + grids[G].offset * a.sxg[G];
   }
   return sum;
+}
+
+// Plane formats: four output rows at a time, the rest one by one.
+template <int B, int G, bool kStretched>
+void RunPlanes(int64_t m_block, const ARow* arows, const uint8_t* w, size_t row_bytes, int64_t n, int64_t ng,
+               const float* bias, float* y) {
+  auto rows = [&](size_t begin, size_t end, size_t /*worker*/) {
+    int64_t o = static_cast<int64_t>(begin);
+#if HWY_TARGET != HWY_SCALAR
+    for (; o + 4 <= static_cast<int64_t>(end); o += 4) {
+      const uint8_t* r[4] = {w + o * row_bytes, w + (o + 1) * row_bytes, w + (o + 2) * row_bytes,
+                             w + (o + 3) * row_bytes};
+      for (int64_t i = 0; i < m_block; ++i) {
+        alignas(16) float s[4];
+        Tile4Planes<B, G, kStretched>(r, ng, arows[i], s);
+        for (int j = 0; j < 4; ++j) y[i * n + o + j] = bias ? s[j] + bias[o + j] : s[j];
+      }
+    }
+#endif
+    for (; o < static_cast<int64_t>(end); ++o) {
+      for (int64_t i = 0; i < m_block; ++i) {
+        const float s = RowDotPlanes<B, G, kStretched>(w + o * row_bytes, ng, arows[i]);
+        y[i * n + o] = bias ? s + bias[o] : s;
+      }
+    }
+  };
+  ParallelFor(static_cast<size_t>(n), 16, rows);
 }
 
 template <class RowDot>
@@ -303,7 +495,7 @@ void QMatMulA8Impl(const float* x, int64_t m, const quant::FormatInfo& f, int ki
       float* d = s.d + r * nbq;
       int32_t* bsum = s.bsum + r * nbq;
       float* sxg = s.sxg + r * nbq;
-      QuantizeRow(x + (r0 + r) * k, k, kq, xq, d, bsum);
+      QuantizeRow(x + (r0 + r) * k, k, kq, kA8Block, xq, d, bsum);
       for (int64_t G = 0; G < ng; ++G) {  // sx_G = Σ_b d_b · float(bsum_b), b ascending
         const int64_t b0 = G * bpg, b1 = std::min(nb, b0 + bpg);
         float sx = 0.0f;
@@ -315,22 +507,33 @@ void QMatMulA8Impl(const float* x, int64_t m, const quant::FormatInfo& f, int ki
     float* yb = y + r0 * n;
     switch (rk) {
       case RowKind::kW2Asym:
-        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<2, 32, false>(row, ng, a); });
-        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<2, 64, false>(row, ng, a); });
-        if (g == 128) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<2, 128, false>(row, ng, a); });
+        if (g == 32) RunPlanes<2, 32, false>(mb, arows, w, row_bytes, n, ng, bias, yb);
+        if (g == 64) RunPlanes<2, 64, false>(mb, arows, w, row_bytes, n, ng, bias, yb);
+        if (g == 128) RunPlanes<2, 128, false>(mb, arows, w, row_bytes, n, ng, bias, yb);
         break;
       case RowKind::kW2Stretched:
-        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<2, 32, true>(row, ng, a); });
-        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<2, 64, true>(row, ng, a); });
+        if (g == 32) RunPlanes<2, 32, true>(mb, arows, w, row_bytes, n, ng, bias, yb);
+        if (g == 64) RunPlanes<2, 64, true>(mb, arows, w, row_bytes, n, ng, bias, yb);
         break;
       case RowKind::kW4Asym:
-        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<4, 32, false>(row, ng, a); });
-        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotPlanes<4, 64, false>(row, ng, a); });
+        if (g == 32) RunPlanes<4, 32, false>(mb, arows, w, row_bytes, n, ng, bias, yb);
+        if (g == 64) RunPlanes<4, 64, false>(mb, arows, w, row_bytes, n, ng, bias, yb);
         break;
       case RowKind::kW8:
         RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) {
           return RowDotW8(row, k, a, s.bsum + (a.d - s.d));
         });
+        break;
+      case RowKind::kW2DQ:
+        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotDQ<32>(row, ng, f.block_bytes, a); });
+        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotDQ<64>(row, ng, f.block_bytes, a); });
+        break;
+      case RowKind::kT1:
+        RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotT1(row, ng, a); });
+        break;
+      case RowKind::kW3:
+        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotW3<32>(row, ng, a); });
+        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotW3<64>(row, ng, a); });
         break;
       case RowKind::kGeneric:
         RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotGeneric(f, row, k, ng, a); });
@@ -365,12 +568,37 @@ a8::RowKind KindOf(const quant::FormatInfo& f) {
   if (f.encoding == ScaleEncoding::kF32ScalePerRow && f.bits == 8 && g == 0 && f.row_header_bytes == 4) {
     return a8::RowKind::kW8;
   }
+  if (f.encoding == ScaleEncoding::kDoubleQuantScaleMin && f.bits == 2 && f.block_weights == quant::kDqBlock &&
+      (g == 32 || g == 64) && f.block_bytes == quant::kDqHeaderBytes + quant::kDqBlock / g + quant::kDqBlock / 4) {
+    return a8::RowKind::kW2DQ;
+  }
+  if (f.encoding == ScaleEncoding::kF16ScaleTernary && g == quant::kT1Block && f.block_weights == g &&
+      f.block_bytes == 2 + quant::kT1Bytes5 + quant::kT1Bytes4) {
+    return a8::RowKind::kT1;
+  }
+  if (f.encoding == ScaleEncoding::kF16ScaleMin && f.bits == 3 && (g == 32 || g == 64) && f.block_weights == g &&
+      f.block_bytes == 4 + g / 4 + g / 8) {
+    return a8::RowKind::kW3;
+  }
   return a8::RowKind::kGeneric;
 }
 }  // namespace
 
 void QMatMulA8(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
                int64_t k, const float* bias, float* y) {
+  if (m <= 0 || n <= 0) return;
+  // Decode of the 2-bit plane formats with groups <= 64: the table kernel
+  // computes the same result bit for bit and was faster on the decode
+  // shapes (docs/kernels.md, "LUT kernels"). It works 16-64 rows per tile,
+  // so small n stays here.
+  if (m == 1 && n >= 64 && LutSupports(f, k) && LutActivationBlock(f) == kA8Block) {
+    return QMatMulLut(x, m, f, w, n, k, bias, y);
+  }
+  QMatMulA8Dots(x, m, f, w, n, k, bias, y);
+}
+
+void QMatMulA8Dots(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
+                   int64_t k, const float* bias, float* y) {
   if (m <= 0 || n <= 0) return;
   HWY_DYNAMIC_DISPATCH(QMatMulA8Impl)(x, m, f, static_cast<int>(KindOf(f)), w, n, k, bias, y);
 }

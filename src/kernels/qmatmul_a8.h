@@ -50,10 +50,22 @@ void QuantizeActivationsA8Ref(const float* x, int64_t k, int8_t* xq, float* d, i
 void QMatMulA8Ref(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
                   int64_t k, const float* bias, float* y);
 
+// The same definition with activation blocks of `block` values (a multiple of
+// 32 that divides the group, or the group itself) instead of 32: the lookup-
+// table kernel (qmatmul_lut) uses it where its tables span more than 32 values.
+void QuantizeActivationBlocksRef(const float* x, int64_t k, int block, int8_t* xq, float* d, int32_t* bsum);
+void QMatMulInt8BlocksRef(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
+                          int64_t k, const float* bias, float* y, int block);
+
 // The Highway kernel: equals QMatMulA8Ref bit for bit, for any thread count.
 // w: n packed rows of quant::RowBytes(f, k) bytes. Requires A8Supports(f, k).
 // No allocation; splits output rows over the thread pool.
+// Decode (m = 1, n >= 64) of w2g32/w2g64/w2sg32/w2sg64 runs the table kernel
+// QMatMulLut, which gives the same result and was faster (docs/kernels.md).
 void QMatMulA8(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
                int64_t k, const float* bias, float* y);
+// The integer-dot kernel alone, whatever the shape (same result).
+void QMatMulA8Dots(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
+                   int64_t k, const float* bias, float* y);
 
 }  // namespace bitlens::kernels

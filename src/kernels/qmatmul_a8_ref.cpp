@@ -35,17 +35,17 @@ bool A8Supports(const quant::FormatInfo& f, int64_t k) {
   return f.group_size == 0 || f.group_size % kA8Block == 0;
 }
 
-// x [k] -> xq [ceil(k/32)·32], d [ceil(k/32)], bsum [ceil(k/32)]
-void QuantizeActivationsA8Ref(const float* x, int64_t k, int8_t* xq, float* d, int32_t* bsum) {
-  const int64_t nb = (k + kA8Block - 1) / kA8Block;
+// x [k] -> xq [ceil(k/A)·A], d [ceil(k/A)], bsum [ceil(k/A)] for blocks of A
+void QuantizeActivationBlocksRef(const float* x, int64_t k, int block, int8_t* xq, float* d, int32_t* bsum) {
+  const int64_t nb = (k + block - 1) / block;
   for (int64_t b = 0; b < nb; ++b) {
-    const int64_t i0 = b * kA8Block, i1 = std::min(k, i0 + kA8Block);
+    const int64_t i0 = b * block, i1 = std::min(k, i0 + block);
     float amax = 0.0f;
     for (int64_t i = i0; i < i1; ++i) amax = std::max(amax, std::fabs(x[i]));
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
     d[b] = amax / 127.0f;
     int32_t s = 0;
-    for (int64_t i = i0; i < i0 + kA8Block; ++i) {
+    for (int64_t i = i0; i < i0 + block; ++i) {
       int32_t q = 0;
       if (i < i1) q = static_cast<int32_t>(std::clamp(RoundEven(x[i] * inv), -127.0f, 127.0f));
       xq[i] = static_cast<int8_t>(q);
@@ -55,20 +55,29 @@ void QuantizeActivationsA8Ref(const float* x, int64_t k, int8_t* xq, float* d, i
   }
 }
 
+void QuantizeActivationsA8Ref(const float* x, int64_t k, int8_t* xq, float* d, int32_t* bsum) {
+  QuantizeActivationBlocksRef(x, k, kA8Block, xq, d, bsum);
+}
+
 void QMatMulA8Ref(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
                   int64_t k, const float* bias, float* y) {
-  const int64_t nb = (k + kA8Block - 1) / kA8Block;
+  QMatMulInt8BlocksRef(x, m, f, w, n, k, bias, y, kA8Block);
+}
+
+void QMatMulInt8BlocksRef(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
+                          int64_t k, const float* bias, float* y, int block) {
+  const int64_t nb = (k + block - 1) / block;
   const int64_t ng = quant::NumGroups(f, k);
   const int64_t g = f.group_size == 0 ? k : f.group_size;
-  const int64_t blocks_per_group = (g + kA8Block - 1) / kA8Block;
+  const int64_t blocks_per_group = (g + block - 1) / block;
   const size_t row_bytes = quant::RowBytes(f, k);
-  std::vector<int8_t> xq(static_cast<size_t>(nb * kA8Block));
+  std::vector<int8_t> xq(static_cast<size_t>(nb * block));
   std::vector<float> d(nb);
   std::vector<int32_t> bsum(nb);
   std::vector<quant::GroupGrid> grids(ng);
   std::vector<uint8_t> codes(k);
   for (int64_t r = 0; r < m; ++r) {
-    QuantizeActivationsA8Ref(x + r * k, k, xq.data(), d.data(), bsum.data());
+    QuantizeActivationBlocksRef(x + r * k, k, block, xq.data(), d.data(), bsum.data());
     for (int64_t o = 0; o < n; ++o) {
       quant::DecodeRow(f, w + o * row_bytes, k, grids.data(), codes.data());
       float sum = 0.0f;
@@ -77,7 +86,7 @@ void QMatMulA8Ref(const float* x, int64_t m, const quant::FormatInfo& f, const u
         float acc = 0.0f, sx = 0.0f;
         for (int64_t b = b0; b < b1; ++b) {
           int32_t isum = 0;
-          for (int64_t i = b * kA8Block; i < std::min(k, (b + 1) * kA8Block); ++i) {
+          for (int64_t i = b * block; i < std::min(k, (b + 1) * block); ++i) {
             isum += static_cast<int32_t>(xq[i]) * static_cast<int32_t>(codes[i]);
           }
           acc += d[b] * static_cast<float>(isum);

@@ -6,6 +6,7 @@
 
 #include "base/f16.h"
 #include "base/thread_pool.h"
+#include "quant/checkpoint.h"
 
 namespace bitlens {
 namespace {
@@ -24,9 +25,10 @@ void AddInPlace(float* x, const float* y, int64_t n) {
 
 }  // namespace
 
-Result<std::unique_ptr<Decoder>> Decoder::Load(const Checkpoint& checkpoint, const TextConfig& config) {
+Result<std::unique_ptr<Decoder>> Decoder::Load(const Checkpoint& checkpoint, const TextConfig& config,
+                                               const quant::QuantizationConfig* quant) {
   BL_ASSIGN_OR_RETURN(kernels::Activation act, ActivationFor(config.hidden_act));
-  BL_ASSIGN_OR_RETURN(DecoderWeights weights, MapDecoderWeights(checkpoint, config));
+  BL_ASSIGN_OR_RETURN(DecoderWeights weights, MapDecoderWeights(checkpoint, config, quant));
   std::unique_ptr<Decoder> d(new Decoder(checkpoint, config, std::move(weights)));
   d->act_ = act;
   return d;
@@ -65,6 +67,10 @@ Status Decoder::Embed(const int32_t* ids, int64_t n, float* x) const {
       return InvalidArgument("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(vocab));
     }
     float* row = x + t * h;
+    if (weights_.embed.format != nullptr) {  // packed rows: dequantize just this one
+      quant::DequantizeWeightRows(weights_.embed, id, 1, row);
+      continue;
+    }
     switch (e.dtype()) {
       case DType::kF32: {
         const float* src = e.data_as<float>() + id * h;

@@ -41,7 +41,9 @@ struct DecoderBuffers {
 class Decoder {
  public:
   // Maps and validates the decoder tensors of `checkpoint` against `config`.
-  static Result<std::unique_ptr<Decoder>> Load(const Checkpoint& checkpoint, const TextConfig& config);
+  // `quant` (quantization_config of a quantized checkpoint) lists the packed weights.
+  static Result<std::unique_ptr<Decoder>> Load(const Checkpoint& checkpoint, const TextConfig& config,
+                                               const quant::QuantizationConfig* quant = nullptr);
 
   const TextConfig& config() const { return config_; }
   const DecoderWeights& weights() const { return weights_; }
@@ -51,7 +53,8 @@ class Decoder {
   size_t BufferFloats(int64_t max_tokens, int64_t context, int64_t threads) const;
   DecoderBuffers CarveBuffers(float* base, int64_t max_tokens, int64_t context, int64_t threads) const;
 
-  // x [n, hidden] = embedding rows of ids (converted to f32 per token).
+  // x [n, hidden] = embedding rows of ids (converted to f32 per token; a
+  // packed table is dequantized row by row with its format's dequantizer).
   Status Embed(const int32_t* ids, int64_t n, float* x) const;
 
   // Runs rows buf.x[0, n) at positions pos0 .. pos0+n-1 through every layer,

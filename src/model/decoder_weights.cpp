@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "base/f16.h"
+#include "quant/checkpoint.h"
 
 namespace bitlens {
 namespace {
@@ -25,7 +26,7 @@ std::string BaseName(const std::string& path) { return std::filesystem::path(pat
 
 class Mapper {
  public:
-  Mapper(const Checkpoint& ckpt) : ckpt_(ckpt) {
+  Mapper(const Checkpoint& ckpt, const quant::QuantizationConfig* quant) : ckpt_(ckpt), quant_(quant) {
     if (ckpt.files().size() == 1) where_ = BaseName(ckpt.files()[0]->path());
     else where_ = "model.safetensors.index.json";
   }
@@ -51,9 +52,17 @@ class Mapper {
     return ckpt_.Get(name);
   }
 
-  Result<kernels::WeightView> Matrix(const std::string& name, int64_t rows, int64_t cols) const {
-    BL_ASSIGN_OR_RETURN(Tensor t, Get(name, {rows, cols}));
-    kernels::WeightView w{t.dtype(), t.data(), rows, cols};
+  // A [rows, cols] weight: float in place, or packed rows when quantization_config lists it.
+  Result<kernels::WeightView> Matrix(const std::string& name, int64_t rows, int64_t cols, Tensor* keep = nullptr) const {
+    Tensor t;
+    kernels::WeightView w;
+    if (IsPacked(name)) {
+      BL_ASSIGN_OR_RETURN(w, quant::MapWeight(ckpt_, quant_, name, {rows, cols}, &t));
+    } else {
+      BL_ASSIGN_OR_RETURN(t, Get(name, {rows, cols}));
+      w = {t.dtype(), t.data(), rows, cols};
+    }
+    if (keep != nullptr) *keep = std::move(t);
     return w;
   }
 
@@ -75,8 +84,16 @@ class Mapper {
 
   const std::string& where() const { return where_; }
 
+  // Listed in quantization_config, or stored as U8 (MapWeight then explains what is missing).
+  bool IsPacked(const std::string& name) const {
+    if (quant_ != nullptr && quant_->Find(name) != nullptr) return true;
+    const TensorEntry* e = ckpt_.Find(name);
+    return e != nullptr && e->dtype == DType::kU8;
+  }
+
  private:
   const Checkpoint& ckpt_;
+  const quant::QuantizationConfig* quant_;
   std::string where_;
 };
 
@@ -90,8 +107,9 @@ kernels::WeightView RowRange(const kernels::WeightView& w, int64_t begin, int64_
 
 }  // namespace
 
-Result<DecoderWeights> MapDecoderWeights(const Checkpoint& checkpoint, const TextConfig& c) {
-  Mapper m(checkpoint);
+Result<DecoderWeights> MapDecoderWeights(const Checkpoint& checkpoint, const TextConfig& c,
+                                         const quant::QuantizationConfig* quant) {
+  Mapper m(checkpoint, quant);
   const NameScheme* scheme = nullptr;
   for (const NameScheme& s : kSchemes) {
     if (checkpoint.Has(std::string(s.prefix) + "embed_tokens.weight")) {
@@ -111,10 +129,10 @@ Result<DecoderWeights> MapDecoderWeights(const Checkpoint& checkpoint, const Tex
 
   DecoderWeights w;
   w.prefix = p;
-  BL_ASSIGN_OR_RETURN(w.embed_tokens, m.Get(p + "embed_tokens.weight", {vocab, hidden}));
+  BL_ASSIGN_OR_RETURN(w.embed, m.Matrix(p + "embed_tokens.weight", vocab, hidden, &w.embed_tokens));
   BL_ASSIGN_OR_RETURN(w.final_norm, m.Vector(p + "norm.weight", hidden));
   if (c.tie_word_embeddings) {
-    w.lm_head = {w.embed_tokens.dtype(), w.embed_tokens.data(), vocab, hidden};
+    w.lm_head = w.embed;  // a packed table serves both the lookup and the head
   } else {
     BL_ASSIGN_OR_RETURN(w.lm_head, m.Matrix(scheme->lm_head, vocab, hidden));
   }

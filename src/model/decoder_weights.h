@@ -14,6 +14,9 @@
 #include "tensor/tensor.h"
 
 namespace bitlens {
+namespace quant {
+struct QuantizationConfig;
+}  // namespace quant
 
 // A small f32 vector (norm weight or bias): points into the mapping when the
 // file holds F32, else into `owned` (converted once at load).
@@ -42,7 +45,8 @@ struct DecoderLayerWeights {
 
 struct DecoderWeights {
   std::string prefix;      // e.g. "model." or "language_model.model."
-  Tensor embed_tokens;     // [vocab, hidden], F32/F16/BF16, in place
+  Tensor embed_tokens;     // [vocab, hidden] F32/F16/BF16, or U8 packed rows, in place
+  kernels::WeightView embed;  // the same table as a weight view (format set when packed)
   kernels::WeightView lm_head;  // [vocab, hidden]; the embedding when tied
   F32Vector final_norm;    // [hidden]
   std::vector<DecoderLayerWeights> layers;
@@ -50,7 +54,11 @@ struct DecoderWeights {
 
 // Finds and checks every decoder tensor. Errors name the file and tensor:
 // "model.safetensors: 'model.layers.0.mlp.down_proj.weight' is [64, 100] but config.json implies [64, 128]".
-Result<DecoderWeights> MapDecoderWeights(const Checkpoint& checkpoint, const TextConfig& config);
+// Weights listed in `quant` (a quantized checkpoint's quantization_config)
+// are packed U8 rows and come back as views with `format` set; this includes
+// the embedding table (and so a tied lm_head).
+Result<DecoderWeights> MapDecoderWeights(const Checkpoint& checkpoint, const TextConfig& config,
+                                         const quant::QuantizationConfig* quant = nullptr);
 
 // Pointer to the bias data or null when absent.
 inline const float* BiasOrNull(const F32Vector& v) { return v.data; }

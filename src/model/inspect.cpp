@@ -9,6 +9,7 @@
 
 #include "formats/safetensors.h"
 #include "model/synth_layout.h"
+#include "quant/checkpoint.h"
 
 namespace bitlens {
 namespace {
@@ -54,6 +55,17 @@ std::string HumanBytes(uint64_t n) {
   return buf;
 }
 
+// Bytes a tensor takes in the file, and its format name (or dtype).
+uint64_t StoredBytes(const ModelReport& r, const TensorInfo& t) {
+  auto it = r.packed.find(t.name);
+  if (it != r.packed.end()) return it->second.stored_bytes;
+  return static_cast<uint64_t>(NumElements(t.shape)) * DTypeSize(t.dtype);
+}
+std::string KindOf(const ModelReport& r, const TensorInfo& t) {
+  auto it = r.packed.find(t.name);
+  return it != r.packed.end() ? it->second.format : std::string(DTypeName(t.dtype));
+}
+
 void CheckLayout(const std::vector<TensorInfo>& tensors, ModelReport* r) {
   std::vector<std::string> names;
   for (const auto& t : tensors) names.push_back(t.name);
@@ -95,22 +107,31 @@ std::string WithThousands(uint64_t n) {
   return out;
 }
 
-ModelReport InspectTensors(const ModelConfig& config, const std::vector<TensorInfo>& tensors) {
+ModelReport InspectTensors(const ModelConfig& config, const std::vector<TensorInfo>& tensors,
+                           const std::map<std::string, PackedTensorInfo>* packed) {
   ModelReport r;
+  if (packed != nullptr) r.packed = *packed;
   r.config = config;
   r.family = FamilyOf(config);
   std::map<std::string, ComponentStats> by_name;
   for (const auto& t : tensors) {
     ComponentStats& c = by_name[ComponentOf(t.name)];
     const int64_t n = NumElements(t.shape);
+    const uint64_t bytes = StoredBytes(r, t);
+    const std::string kind = KindOf(r, t);
     c.tensors += 1;
     c.params += n;
-    c.bytes += static_cast<uint64_t>(n) * DTypeSize(t.dtype);
-    c.params_by_dtype[std::string(DTypeName(t.dtype))] += n;
+    c.bytes += bytes;
+    c.params_by_dtype[kind] += n;
     r.total_tensors += 1;
     r.total_params += n;
-    r.total_bytes += static_cast<uint64_t>(n) * DTypeSize(t.dtype);
+    r.total_bytes += bytes;
+    FormatStats& f = r.formats[kind];
+    f.tensors += 1;
+    f.params += n;
+    f.bytes += bytes;
   }
+  r.tensors = tensors;
   for (const char* name : kComponentOrder) {
     auto it = by_name.find(name);
     if (it != by_name.end()) {
@@ -130,7 +151,10 @@ ModelReport InspectTensors(const ModelConfig& config, const std::vector<TensorIn
 Result<ModelReport> InspectCheckpoint(const std::string& dir) {
   BL_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(dir));
   BL_ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(dir));
+  BL_ASSIGN_OR_RETURN(quant::QuantizationConfig quant, quant::LoadQuantizationConfig(dir));
+  BL_TRY(quant::CheckQuantizedTensorsPresent(ckpt, quant));
   std::vector<TensorInfo> tensors;
+  std::map<std::string, PackedTensorInfo> packed;
   std::vector<ShardStats> shards;
   std::string origin;
   for (const auto& file : ckpt.files()) {
@@ -140,12 +164,25 @@ Result<ModelReport> InspectCheckpoint(const std::string& dir) {
     std::error_code ec;
     s.file_bytes = std::filesystem::file_size(file->path(), ec);
     shards.push_back(s);
-    for (const auto& e : file->entries()) tensors.push_back({e.name, e.dtype, e.shape});
+    for (const auto& e : file->entries()) {
+      TensorInfo info{e.name, e.dtype, e.shape};
+      if (const quant::QuantizedTensor* q = quant.Find(e.name)) {
+        // Packed rows: account the logical [n, k] weight and the bytes stored.
+        info.shape = {q->n, q->k};
+        packed[e.name] = {q->format->name, e.end - e.begin};
+      }
+      tensors.push_back(std::move(info));
+    }
     if (auto it = file->metadata().find("bitlens.synth"); it != file->metadata().end()) origin = it->second;
   }
-  ModelReport r = InspectTensors(config, tensors);
+  ModelReport r = InspectTensors(config, tensors, &packed);
   r.dir = dir;
   r.synth_origin = origin;
+  r.quantized = !quant.empty();
+  if (auto it = quant.extra_json.find("method"); it != quant.extra_json.end()) {
+    const json m = json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    if (m.is_string()) r.quant_method = m.get<std::string>();
+  }
   r.shards = std::move(shards);
   return r;
 }
@@ -197,6 +234,20 @@ std::string FormatReportText(const ModelReport& r) {
                 WithThousands(r.total_params).c_str(), ("(" + HumanCount(r.total_params) + ")").c_str(),
                 WithThousands(r.total_bytes).c_str(), HumanBytes(r.total_bytes).c_str());
   line(buf);
+  if (r.quantized) {
+    line("");
+    std::snprintf(buf, sizeof(buf), "%.3f", r.total_params > 0 ? 8.0 * r.total_bytes / r.total_params : 0.0);
+    line("quantized     bitlens" + (r.quant_method.empty() ? std::string() : ", method " + r.quant_method) + "; " +
+         HumanBytes(r.total_bytes) + " of tensors, " + buf + " bpw over all parameters (--tensors lists each)");
+    std::snprintf(buf, sizeof(buf), "%-16s %8s %16s %16s  %s", "format", "tensors", "parameters", "bytes", "bpw");
+    line(buf);
+    for (const auto& [name, f] : r.formats) {
+      std::snprintf(buf, sizeof(buf), "%-16s %8lld %16s %16s  %.3f", name.c_str(), (long long)f.tensors,
+                    WithThousands(f.params).c_str(), WithThousands(f.bytes).c_str(),
+                    f.params > 0 ? 8.0 * f.bytes / f.params : 0.0);
+      line(buf);
+    }
+  }
   if (!r.shards.empty()) {
     line("");
     std::string files;
@@ -255,6 +306,27 @@ std::string FormatReportJson(const ModelReport& r) {
   j["total_tensors"] = r.total_tensors;
   j["total_parameters"] = r.total_params;
   j["total_bytes"] = r.total_bytes;
+  if (r.quantized) {
+    json formats = json::object();
+    for (const auto& [name, f] : r.formats) {
+      formats[name] = {{"tensors", f.tensors}, {"parameters", f.params}, {"bytes", f.bytes},
+                       {"bpw", f.params > 0 ? 8.0 * f.bytes / f.params : 0.0}};
+    }
+    json tensors = json::array();
+    for (const TensorInfo& t : r.tensors) {
+      const int64_t n = NumElements(t.shape);
+      const uint64_t bytes = StoredBytes(r, t);
+      tensors.push_back({{"name", t.name},
+                         {"format", KindOf(r, t)},
+                         {"shape", t.shape},
+                         {"bytes", bytes},
+                         {"bpw", n > 0 ? 8.0 * bytes / n : 0.0}});
+    }
+    j["quantization"] = {{"method", r.quant_method},
+                         {"bpw", r.total_params > 0 ? 8.0 * r.total_bytes / r.total_params : 0.0},
+                         {"formats", formats},
+                         {"tensors", tensors}};
+  }
   json shards = json::array();
   for (const auto& s : r.shards) shards.push_back({{"file", s.file}, {"tensors", s.tensors}, {"file_bytes", s.file_bytes}});
   j["shards"] = shards;
@@ -264,6 +336,21 @@ std::string FormatReportJson(const ModelReport& r) {
   check["ok"] = r.layout_checked && r.missing.empty() && r.unexpected.empty() && r.wrong_shape.empty();
   j["layout_check"] = check;
   return j.dump(2) + "\n";
+}
+
+std::string FormatTensorListText(const ModelReport& r) {
+  std::string out;
+  char buf[512];
+  std::snprintf(buf, sizeof(buf), "%-64s %-8s %-16s %14s  %s\n", "tensor", "format", "shape", "bytes", "bpw");
+  out += buf;
+  for (const TensorInfo& t : r.tensors) {
+    const int64_t n = NumElements(t.shape);
+    const uint64_t bytes = StoredBytes(r, t);
+    std::snprintf(buf, sizeof(buf), "%-64s %-8s %-16s %14s  %.3f\n", t.name.c_str(), KindOf(r, t).c_str(),
+                  ShapeToString(t.shape).c_str(), WithThousands(bytes).c_str(), n > 0 ? 8.0 * bytes / n : 0.0);
+    out += buf;
+  }
+  return out;
 }
 
 }  // namespace bitlens

@@ -18,7 +18,20 @@ namespace bitlens {
 struct TensorInfo {
   std::string name;
   DType dtype = DType::kF32;
-  Shape shape;
+  Shape shape;  // logical shape ([n, k] for a packed weight)
+};
+
+// A packed weight of a quantized checkpoint (stored as U8 rows).
+struct PackedTensorInfo {
+  std::string format;         // "w2g64", ...
+  uint64_t stored_bytes = 0;  // bytes in the file
+};
+
+// Packed weights of one format in a quantized checkpoint.
+struct FormatStats {
+  int64_t tensors = 0;
+  int64_t params = 0;
+  uint64_t bytes = 0;
 };
 
 struct ComponentStats {
@@ -46,6 +59,14 @@ struct ModelReport {
   int64_t total_params = 0;
   uint64_t total_bytes = 0;
   std::vector<ShardStats> shards;
+  // Quantized checkpoints (config.json quantization_config): per-format totals
+  // keyed by format name ("F32"/"BF16" for tensors stored as floats), and
+  // every tensor for a per-tensor listing.
+  bool quantized = false;
+  std::string quant_method;
+  std::map<std::string, FormatStats> formats;
+  std::vector<TensorInfo> tensors;
+  std::map<std::string, PackedTensorInfo> packed;  // by tensor name
   std::string synth_origin;  // "preset=... family=... seed=..." for `bitlens synth` output, else empty
   // Differences from transformers' layout for this config (names, shapes).
   bool layout_checked = false;
@@ -62,10 +83,15 @@ struct ModelReport {
 Result<ModelReport> InspectCheckpoint(const std::string& dir);
 
 // The same report for a list of tensors (e.g. a synth plan before writing).
-ModelReport InspectTensors(const ModelConfig& config, const std::vector<TensorInfo>& tensors);
+// `packed` (quantized checkpoints) gives the format and stored bytes of the
+// tensors whose TensorInfo carries the logical shape.
+ModelReport InspectTensors(const ModelConfig& config, const std::vector<TensorInfo>& tensors,
+                           const std::map<std::string, PackedTensorInfo>* packed = nullptr);
 
 std::string FormatReportText(const ModelReport& report);
 std::string FormatReportJson(const ModelReport& report);
+// One line per tensor: name, format or dtype, logical shape, bytes, bits per weight.
+std::string FormatTensorListText(const ModelReport& report);
 // 3836021760 -> "3,836,021,760"
 std::string WithThousands(uint64_t n);
 

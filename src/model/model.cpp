@@ -53,7 +53,10 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir) {
   model->dir = dir;
   BL_ASSIGN_OR_RETURN(model->config, LoadModelConfig(dir));
   BL_ASSIGN_OR_RETURN(model->checkpoint, Checkpoint::Open(dir));
-  BL_ASSIGN_OR_RETURN(model->decoder, Decoder::Load(model->checkpoint, model->config.text));
+  BL_ASSIGN_OR_RETURN(model->quantization, quant::LoadQuantizationConfig(dir));
+  BL_TRY(quant::CheckQuantizedTensorsPresent(model->checkpoint, model->quantization));
+  const quant::QuantizationConfig* quant = model->quantization.empty() ? nullptr : &model->quantization;
+  BL_ASSIGN_OR_RETURN(model->decoder, Decoder::Load(model->checkpoint, model->config.text, quant));
   const TextConfig& text = model->config.text;
   model->bos_id = static_cast<int32_t>(text.bos_token_id);
   for (int64_t id : text.eos_token_ids) AddUnique(&model->eos_ids, id);
@@ -65,7 +68,7 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir) {
     model->chat_family = ChatFamilyFor(text.model_type, *model->tokenizer);
   }
   if (model->config.is_vlm()) {
-    BL_ASSIGN_OR_RETURN(model->vision, VisionEncoder::Load(model->checkpoint, model->config));
+    BL_ASSIGN_OR_RETURN(model->vision, VisionEncoder::Load(model->checkpoint, model->config, quant));
     // Without preprocessor_config.json the model still runs on encoded image
     // rows; an image file then fails in Session::EncodeImage.
     if (fs::exists(fs::path(dir) / "preprocessor_config.json", ec)) {

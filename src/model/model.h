@@ -14,6 +14,7 @@
 #include "formats/safetensors.h"
 #include "model/decoder.h"
 #include "model/vision_encoder.h"
+#include "quant/checkpoint.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "vision/image.h"
@@ -24,6 +25,7 @@ struct Model {
   std::string dir;
   ModelConfig config;
   Checkpoint checkpoint;
+  quant::QuantizationConfig quantization;  // empty unless config.json has a bitlens quantization_config
   std::unique_ptr<Decoder> decoder;
   std::unique_ptr<Tokenizer> tokenizer;           // null when the directory has no tokenizer files
   std::unique_ptr<VisionEncoder> vision;          // VLMs only
@@ -35,7 +37,8 @@ struct Model {
 };
 
 // Loads `dir` (config.json, *.safetensors, tokenizer files, for a VLM also
-// preprocessor_config.json). Every tensor is validated before use.
+// preprocessor_config.json). Every tensor is validated before use; a
+// quantized checkpoint (quantization_config) loads its packed weights in place.
 Result<std::unique_ptr<Model>> LoadModel(const std::string& dir);
 
 }  // namespace bitlens

@@ -51,7 +51,8 @@ class LlavaVisionEncoder final : public VisionEncoder {
 
 }  // namespace
 
-Result<std::unique_ptr<VisionEncoder>> VisionEncoder::Load(const Checkpoint& checkpoint, const ModelConfig& config) {
+Result<std::unique_ptr<VisionEncoder>> VisionEncoder::Load(const Checkpoint& checkpoint, const ModelConfig& config,
+                                                           const quant::QuantizationConfig* quant) {
   if (!config.vision) return InvalidArgument("config.json has no vision_config: not a vision-language model");
   const VisionConfig& v = *config.vision;
   BL_ASSIGN_OR_RETURN(kernels::Activation act, ActivationFromName(v.hidden_act, "config.json: vision_config.hidden_act"));
@@ -66,7 +67,7 @@ Result<std::unique_ptr<VisionEncoder>> VisionEncoder::Load(const Checkpoint& che
   }
   BL_ASSIGN_OR_RETURN(std::string tower_prefix, FindVisionTowerPrefix(checkpoint));
   BL_ASSIGN_OR_RETURN(std::string projector_prefix, FindProjectorPrefix(checkpoint));
-  WeightLoader tower_loader(checkpoint, tower_prefix);
+  WeightLoader tower_loader(checkpoint, tower_prefix, quant);
   // Run only the layers that feed hidden_states[vision_feature_layer].
   const int64_t layers = VitLayersForFeature(v, config.vision_feature_layer);
   if (layers < 0 || layers > v.num_hidden_layers) {
@@ -74,7 +75,7 @@ Result<std::unique_ptr<VisionEncoder>> VisionEncoder::Load(const Checkpoint& che
                            " is outside the tower's " + std::to_string(v.num_hidden_layers) + " layers");
   }
   BL_ASSIGN_OR_RETURN(VitWeights tower_weights, LoadVitWeights(tower_loader, v, layers));
-  WeightLoader projector_loader(checkpoint, projector_prefix);
+  WeightLoader projector_loader(checkpoint, projector_prefix, quant);
   BL_ASSIGN_OR_RETURN(ProjectorWeights projector_weights, LoadProjectorWeights(projector_loader, config));
 
   std::vector<Tensor> mapped = tower_loader.mapped();

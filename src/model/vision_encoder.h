@@ -12,6 +12,9 @@
 #include "tensor/tensor.h"
 
 namespace bitlens {
+namespace quant {
+struct QuantizationConfig;
+}  // namespace quant
 
 class VisionEncoder {
  public:
@@ -20,7 +23,9 @@ class VisionEncoder {
   // Maps the tower and projector tensors of `checkpoint` (transformers v4
   // names `vision_tower.vision_model.*`, `multi_modal_projector.*` and v5
   // names `model.vision_tower.*`, `model.multi_modal_projector.*`).
-  static Result<std::unique_ptr<VisionEncoder>> Load(const Checkpoint& checkpoint, const ModelConfig& config);
+  // `quant` (quantization_config of a quantized checkpoint) lists packed weights.
+  static Result<std::unique_ptr<VisionEncoder>> Load(const Checkpoint& checkpoint, const ModelConfig& config,
+                                                     const quant::QuantizationConfig* quant = nullptr);
 
   // pixel_values [3, image_size, image_size] -> out [image_seq_length, text hidden_size]
   virtual Status Encode(const Tensor& pixel_values, float* out) = 0;

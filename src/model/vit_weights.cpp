@@ -3,6 +3,8 @@
 
 #include <filesystem>
 
+#include "quant/checkpoint.h"
+
 namespace bitlens {
 namespace {
 
@@ -30,9 +32,17 @@ Result<Tensor> WeightLoader::Fetch(const std::string& name) {
 }
 
 Result<kernels::WeightView> WeightLoader::Matrix(const std::string& name, const Shape& shape) {
+  const std::string full = prefix_ + name;
+  const TensorEntry* entry = checkpoint_.Find(full);
+  if ((quant_ != nullptr && quant_->Find(full) != nullptr) || (entry != nullptr && entry->dtype == DType::kU8)) {
+    Tensor packed;
+    BL_ASSIGN_OR_RETURN(kernels::WeightView w, quant::MapWeight(checkpoint_, quant_, full, shape, &packed));
+    mapped_.push_back(std::move(packed));
+    return w;
+  }
   BL_ASSIGN_OR_RETURN(Tensor t, Fetch(name));
   if (t.shape() != shape) {
-    return InvalidArgument(checkpoint_.FileOf(prefix_ + name) + ": tensor '" + prefix_ + name + "' has shape " +
+    return InvalidArgument(checkpoint_.FileOf(full) + ": tensor '" + full + "' has shape " +
                            ShapeToString(t.shape()) + " but config.json implies " + ShapeToString(shape));
   }
   kernels::WeightView w;

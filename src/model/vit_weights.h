@@ -14,18 +14,25 @@
 #include "kernels/ops.h"
 
 namespace bitlens {
+namespace quant {
+struct QuantizationConfig;
+}  // namespace quant
 
 // Fetches tensors named `prefix + name` from a checkpoint and checks them.
 // Every error is one line naming the file and the tensor. The Tensor views
 // it hands out are kept in `mapped()` so the mapping outlives the weights.
 class WeightLoader {
  public:
-  WeightLoader(const Checkpoint& checkpoint, std::string prefix) : checkpoint_(checkpoint), prefix_(std::move(prefix)) {}
+  // `quant`: a quantized checkpoint's quantization_config; the weights it
+  // lists are packed U8 rows and Matrix returns them with `format` set.
+  WeightLoader(const Checkpoint& checkpoint, std::string prefix, const quant::QuantizationConfig* quant = nullptr)
+      : checkpoint_(checkpoint), prefix_(std::move(prefix)), quant_(quant) {}
 
   bool Has(const std::string& name) const { return checkpoint_.Has(prefix_ + name); }
   // A weight of exactly `shape` (F32/F16/BF16, used in place) viewed as the
   // matrix [shape[0], product of the rest]: a conv weight [n, c, p, p] is the
-  // matrix [n, c*p*p] in the same row-major bytes.
+  // matrix [n, c*p*p] in the same row-major bytes. A packed weight is U8
+  // [n, RowBytes(format, k)] with logical shape [n, k] in quantization_config.
   Result<kernels::WeightView> Matrix(const std::string& name, const Shape& shape);
   // A small tensor of any float dtype with exactly `shape`, as f32.
   Result<std::vector<float>> Vector(const std::string& name, const Shape& shape);
@@ -40,6 +47,7 @@ class WeightLoader {
 
   const Checkpoint& checkpoint_;
   std::string prefix_;
+  const quant::QuantizationConfig* quant_ = nullptr;
   std::vector<Tensor> mapped_;
 };
 

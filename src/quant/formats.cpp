@@ -12,6 +12,9 @@ namespace {
 
 constexpr float kF16Max = 65504.0f;
 constexpr float kF32Max = 3.4028234e38f;
+// Double quantization rounds its f16 factors outward, and a min's range
+// factor spans up to twice max|w|: keep well inside f16.
+constexpr float kDqMax = 16384.0f;
 
 // Hand-written bpw values; the unit test checks them against bytes written.
 constexpr FormatInfo kFormats[] = {
@@ -24,12 +27,29 @@ constexpr FormatInfo kFormats[] = {
     {"w2g128", 2, 128, 128, sizeof(BlockW2G128), 0, 2.25, ScaleEncoding::kF16ScaleMin, kF16Max,
      "per 128 weights: f16 scale, f16 min, 32 bytes of 2-bit codes", QuantizeRowGridRef,
      DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
+    {"w2g32dq", 2, 32, 256, sizeof(BlockW2G32DQ), 0, 2.4375, ScaleEncoding::kDoubleQuantScaleMin,
+     kDqMax,
+     "per 256 weights: f16 d, m0, dm; per 32: 4-bit scale and min codes; 64 bytes of 2-bit codes",
+     QuantizeRowGridRef, DequantizeRowDqRef, VecDotDqRef},
+    {"w2g64dq", 2, 64, 256, sizeof(BlockW2G64DQ), 0, 2.3125, ScaleEncoding::kDoubleQuantScaleMin,
+     kDqMax,
+     "per 256 weights: f16 d, m0, dm; per 64: 4-bit scale and min codes; 64 bytes of 2-bit codes",
+     QuantizeRowGridRef, DequantizeRowDqRef, VecDotDqRef},
     {"w2sg32", 2, 32, 32, sizeof(BlockW2SG32), 0, 2.5, ScaleEncoding::kF16ScaleStretched, kF16Max,
      "per 32 weights: f16 scale, 8 bytes of 2-bit codes on {-1.5,-0.5,0.5,1.5}*scale",
-     QuantizeRowGridRef, DequantizeRowGroupStretchedRef, VecDotGroupStretchedRef},
+     QuantizeRowGridRef, DequantizeRowSymmetricRef, VecDotSymmetricRef},
     {"w2sg64", 2, 64, 64, sizeof(BlockW2SG64), 0, 2.25, ScaleEncoding::kF16ScaleStretched, kF16Max,
      "per 64 weights: f16 scale, 16 bytes of 2-bit codes on {-1.5,-0.5,0.5,1.5}*scale",
-     QuantizeRowGridRef, DequantizeRowGroupStretchedRef, VecDotGroupStretchedRef},
+     QuantizeRowGridRef, DequantizeRowSymmetricRef, VecDotSymmetricRef},
+    {"t1", 2, 256, 256, sizeof(BlockT1), 0, 1.6875, ScaleEncoding::kF16ScaleTernary, kF16Max,
+     "per 256 weights: f16 scale, 52 bytes of trits {-1,0,1}*scale (5 per byte, 4 in the last 4)",
+     QuantizeRowGridRef, DequantizeRowSymmetricRef, VecDotSymmetricRef},
+    {"w3g32", 3, 32, 32, sizeof(BlockW3G32), 0, 4.0, ScaleEncoding::kF16ScaleMin, kF16Max,
+     "per 32 weights: f16 scale, f16 min, 8 bytes of low 2 bits, 4 bytes of high bits",
+     QuantizeRowGridRef, DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
+    {"w3g64", 3, 64, 64, sizeof(BlockW3G64), 0, 3.5, ScaleEncoding::kF16ScaleMin, kF16Max,
+     "per 64 weights: f16 scale, f16 min, 16 bytes of low 2 bits, 8 bytes of high bits",
+     QuantizeRowGridRef, DequantizeRowGroupAsymRef, VecDotGroupAsymRef},
     {"w4g32", 4, 32, 32, sizeof(BlockW4G32), 0, 5.0, ScaleEncoding::kF16ScaleMin, kF16Max,
      "per 32 weights: f16 scale, f16 min, 16 bytes of 4-bit codes", QuantizeRowGridRef,
      DequantizeRowGroupAsymRef, VecDotGroupAsymRef},

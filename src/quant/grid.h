@@ -44,6 +44,8 @@ void RoundRowGrids(const FormatInfo& f, int64_t k, GroupGrid* grids);
 // The code of the grid point nearest to w (ties away from zero), clamped to [0, qmax].
 uint8_t NearestCode(const GroupGrid& grid, int qmax, float w);
 inline float GridValue(const GroupGrid& grid, int code) { return grid.offset + grid.scale * code; }
+// Σ (w[i] − GridValue(grid, NearestCode(grid, qmax, w[i])))² over w[0, len), in f64.
+double SquaredErrorOnGrid(const GroupGrid& grid, int qmax, const float* w, int64_t len);
 
 // Packs codes[k] (one per weight, in [0, qmax]) under grids (as returned by
 // ChooseRowGrids/RoundRowGrids) into RowBytes(f, k) bytes at out. Decoding the

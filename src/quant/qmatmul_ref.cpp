@@ -6,26 +6,23 @@
 #include <cstring>
 
 #include "base/f16.h"
+#include "quant/block_codes.h"
 
 namespace bitlens::quant {
 
-// Block: [f16 scale][f16 min][g·bits/8 code bytes]; weight i of the group is
-// in byte i % qbytes at bit bits·(i / qbytes). Σ x·(min + scale·q) is split
-// into scale·Σ x·q + min·Σ x, as a fast kernel does.
+// Block: [f16 scale][f16 min][code planes] (formats.h). Σ x·(min + scale·q)
+// is split into scale·Σ x·q + min·Σ x, as a fast kernel does.
 float VecDotGroupAsymRef(const FormatInfo& f, const uint8_t* row, const float* x, int64_t k) {
-  const int g = f.group_size, bits = f.bits, mask = (1 << bits) - 1;
-  const int qbytes = g * bits / 8;
+  const int g = f.group_size;
   float sum = 0.0f;
   for (int64_t i0 = 0; i0 < k; i0 += g, row += f.block_bytes, x += g) {
     uint16_t s16, m16;
     std::memcpy(&s16, row, 2);
     std::memcpy(&m16, row + 2, 2);
-    const uint8_t* q = row + 4;
     const int len = static_cast<int>(std::min<int64_t>(g, k - i0));  // ragged last group
     float acc = 0.0f, sx = 0.0f;
     for (int i = 0; i < len; ++i) {
-      const int code = (q[i % qbytes] >> (bits * (i / qbytes))) & mask;
-      acc += x[i] * static_cast<float>(code);
+      acc += x[i] * static_cast<float>(PlaneCode(row + 4, g, f.bits, i));
       sx += x[i];
     }
     sum += F16ToF32(s16) * acc + F16ToF32(m16) * sx;
@@ -33,20 +30,39 @@ float VecDotGroupAsymRef(const FormatInfo& f, const uint8_t* row, const float* x
   return sum;
 }
 
-// Block: [f16 scale][g/4 code bytes], w = scale·(q − 1.5); q − 1.5 is exact in f32.
-float VecDotGroupStretchedRef(const FormatInfo& f, const uint8_t* row, const float* x, int64_t k) {
-  const int g = f.group_size, qbytes = g / 4;
+// Super-block of 256: per group of g, (d·sc)·Σ x·q + (m0 + dm·mc)·Σ x, groups
+// in order across super-blocks.
+float VecDotDqRef(const FormatInfo& f, const uint8_t* row, const float* x, int64_t k) {
+  const int bw = f.block_weights, g = f.group_size, per_block = bw / g;
+  float sum = 0.0f;
+  for (int64_t i0 = 0; i0 < k; i0 += bw, row += f.block_bytes) {
+    const uint8_t* q = row + kDqHeaderBytes + per_block;
+    const int len = static_cast<int>(std::min<int64_t>(bw, k - i0));
+    for (int j0 = 0; j0 < len; j0 += g) {
+      float acc = 0.0f, sx = 0.0f;
+      for (int i = j0; i < std::min(len, j0 + g); ++i) {
+        acc += x[i0 + i] * static_cast<float>(PlaneCode(q, bw, 2, i));
+        sx += x[i0 + i];
+      }
+      const DqGroup grid = DqGroupAt(row, j0 / g);
+      sum += grid.scale * acc + grid.offset * sx;
+    }
+  }
+  return sum;
+}
+
+// Block: [f16 scale][codes], w = scale·c with c = q − 1.5 (stretched) or
+// t − 1 (ternary), exact in f32: scale·Σ x·c.
+float VecDotSymmetricRef(const FormatInfo& f, const uint8_t* row, const float* x, int64_t k) {
+  const int g = f.group_size;
+  const bool ternary = f.encoding == ScaleEncoding::kF16ScaleTernary;
   float sum = 0.0f;
   for (int64_t i0 = 0; i0 < k; i0 += g, row += f.block_bytes, x += g) {
     uint16_t s16;
     std::memcpy(&s16, row, 2);
-    const uint8_t* q = row + 2;
     const int len = static_cast<int>(std::min<int64_t>(g, k - i0));
     float acc = 0.0f;
-    for (int i = 0; i < len; ++i) {
-      const int code = (q[i % qbytes] >> (2 * (i / qbytes))) & 3;
-      acc += x[i] * (static_cast<float>(code) - 1.5f);
-    }
+    for (int i = 0; i < len; ++i) acc += x[i] * CenteredCode(ternary, row + 2, g, i);
     sum += F16ToF32(s16) * acc;
   }
   return sum;

@@ -80,6 +80,8 @@ struct LinearQuantResult {
 // Errors: passthrough formats (f16/bf16 have no grids), shape or buffer size
 // mismatch, stats.k != k, GPTQ without stats, H not positive definite after
 // dampening (raise percdamp).
+// Runs on the process thread pool (ParallelFor over rows) and BLAS's threads:
+// call it from one thread, never from inside a ParallelFor job.
 Status QuantizeLinear(QuantMethod method, const FormatInfo& format, const float* w, int64_t n,
                       int64_t k, const LayerStats* stats, const QuantizeOptions& options,
                       std::span<uint8_t> out, LinearQuantResult* result);

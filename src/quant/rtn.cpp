@@ -11,14 +11,24 @@
 #include <vector>
 
 #include "base/f16.h"
+#include "quant/block_codes.h"
 
 namespace bitlens::quant {
 namespace {
 
 static_assert(offsetof(BlockW2G32, q) == 4 && offsetof(BlockW4G64, q) == 4,
               "group blocks start with f16 scale, f16 min");
-static_assert(offsetof(BlockW2SG32, q) == 2 && offsetof(BlockW2SG64, q) == 2,
-              "stretched blocks start with their f16 scale");
+static_assert(offsetof(BlockW2SG32, q) == 2 && offsetof(BlockW2SG64, q) == 2 &&
+                  offsetof(BlockT1, q5) == 2,
+              "scale-only blocks start with their f16 scale");
+static_assert(offsetof(BlockW3G32, ql) == 4 && offsetof(BlockW3G32, qh) == 4 + 8 &&
+                  offsetof(BlockW3G64, qh) == 4 + 16,
+              "3-bit blocks: the 1-bit plane follows the 2-bit plane");
+static_assert(offsetof(BlockT1, q4) == 2 + kT1Bytes5 && sizeof(BlockT1::q4) == kT1Bytes4);
+static_assert(offsetof(BlockW2G32DQ, sm) == kDqHeaderBytes &&
+                  offsetof(BlockW2G32DQ, q) == kDqHeaderBytes + 8 &&
+                  offsetof(BlockW2G64DQ, q) == kDqHeaderBytes + 4,
+              "double-quantized blocks: 3 f16 factors, one byte per group, then codes");
 
 }  // namespace
 
@@ -33,38 +43,47 @@ void QuantizeRowGridRef(const FormatInfo& f, const float* w, int64_t k, RangeSea
   EncodeRow(f, grids.data(), codes.data(), k, out);
 }
 
-// Block: [f16 scale][f16 min][g * bits / 8 bytes of codes], see formats.h for
-// the interleaving (weight i -> byte i % qbytes, shift bits * (i / qbytes)).
+// Block: [f16 scale][f16 min][code planes], see formats.h ("Code planes").
 // w = min + scale * q, the expression GridValue uses too.
 void DequantizeRowGroupAsymRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out) {
-  const int g = f.group_size, bits = f.bits, mask = (1 << bits) - 1;
-  const int qbytes = g * bits / 8;
+  const int g = f.group_size;
   for (int64_t i0 = 0; i0 < k; i0 += g, in += f.block_bytes) {
     uint16_t s16, m16;
     std::memcpy(&s16, in, 2);
     std::memcpy(&m16, in + 2, 2);
     const float scale = F16ToF32(s16), min = F16ToF32(m16);
-    const uint8_t* q = in + 4;
-    const int len = static_cast<int>(std::min<int64_t>(g, k - i0));
+    const int len = static_cast<int>(std::min<int64_t>(g, k - i0));  // ragged last group
     for (int i = 0; i < len; ++i) {
-      out[i0 + i] = min + scale * static_cast<float>((q[i % qbytes] >> (bits * (i / qbytes))) & mask);
+      out[i0 + i] = min + scale * static_cast<float>(PlaneCode(in + 4, g, f.bits, i));
     }
   }
 }
 
-// Block: [f16 scale][g / 4 bytes of codes], w = scale * (q - 1.5).
-void DequantizeRowGroupStretchedRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out) {
-  const int g = f.group_size, qbytes = g / 4;
+// Super-block: [f16 d][f16 m0][f16 dm][sc | mc << 4 per group][64 bytes of
+// 2-bit codes over 256 weights]; w = (m0 + dm·mc) + (d·sc)·q.
+void DequantizeRowDqRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out) {
+  const int bw = f.block_weights, g = f.group_size, per_block = bw / g;
+  for (int64_t i0 = 0; i0 < k; i0 += bw, in += f.block_bytes) {
+    const int len = static_cast<int>(std::min<int64_t>(bw, k - i0));
+    const uint8_t* q = in + kDqHeaderBytes + per_block;
+    for (int i = 0; i < len; ++i) {
+      const DqGroup grid = DqGroupAt(in, i / g);
+      out[i0 + i] = grid.offset + grid.scale * static_cast<float>(PlaneCode(q, bw, 2, i));
+    }
+  }
+}
+
+// Block: [f16 scale][codes], w = scale * (q - 1.5) for the stretched grid,
+// scale * (t - 1) for ternary (t1: 48 bytes of 5 trits, 4 bytes of 4).
+void DequantizeRowSymmetricRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out) {
+  const int g = f.group_size;
+  const bool ternary = f.encoding == ScaleEncoding::kF16ScaleTernary;
   for (int64_t i0 = 0; i0 < k; i0 += g, in += f.block_bytes) {
     uint16_t s16;
     std::memcpy(&s16, in, 2);
     const float scale = F16ToF32(s16);
-    const uint8_t* q = in + 2;
     const int len = static_cast<int>(std::min<int64_t>(g, k - i0));
-    for (int i = 0; i < len; ++i) {
-      const int code = (q[i % qbytes] >> (2 * (i / qbytes))) & 3;
-      out[i0 + i] = scale * (static_cast<float>(code) - 1.5f);
-    }
+    for (int i = 0; i < len; ++i) out[i0 + i] = scale * CenteredCode(ternary, in + 2, g, i);
   }
 }
 

@@ -27,7 +27,9 @@ Status DequantizeRowsRef(const FormatInfo& f, std::span<const uint8_t> in, int64
 void QuantizeRowGridRef(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
                         uint8_t* out);
 void DequantizeRowGroupAsymRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
-void DequantizeRowGroupStretchedRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
+void DequantizeRowDqRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
+// Scale-only groups: the stretched 2-bit grid and ternary.
+void DequantizeRowSymmetricRef(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
 void DequantizeRowW8Ref(const FormatInfo& f, const uint8_t* in, int64_t k, float* out);
 void QuantizeRowF16Ref(const FormatInfo& f, const float* w, int64_t k, RangeSearch search,
                        uint8_t* out);

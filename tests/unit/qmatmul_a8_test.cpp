@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
@@ -18,10 +20,15 @@
 #include "kernels/ops.h"
 #include "kernels/qmatmul.h"
 #include "kernels/qmatmul_a8.h"
+#include "kernels/qmatmul_lut.h"
 #include "quant/formats.h"
 #include "quant/grid.h"
 #include "quant/qmatmul_ref.h"
+#include "quant/pipeline.h"
 #include "quant/rtn.h"
+#include "model/model.h"
+#include "runtime/session.h"
+#include "test_paths.h"
 
 namespace bitlens::kernels {
 namespace {
@@ -142,7 +149,7 @@ TEST(QMatMulA8, SupportsEveryGroupFormatButNotPassthrough) {
 TEST(QMatMulA8, EqualsReferenceExactlyAllFormatsRaggedShapes) {
   std::mt19937 rng(7);
   const std::vector<int64_t> ks = {1, 5, 31, 32, 33, 64, 100, 127, 129, 257, 1000};
-  const std::vector<int64_t> ns = {1, 3, 17, 33};
+  const std::vector<int64_t> ns = {1, 3, 17, 33, 70};  // 70: decode takes the table kernel
   int64_t checked = 0, mismatches = 0;
   for (const FormatInfo* f : A8Formats()) {
     for (int64_t k : ks) {
@@ -160,15 +167,16 @@ TEST(QMatMulA8, EqualsReferenceExactlyAllFormatsRaggedShapes) {
           ForEachTarget([&](const char* target) {
             for (size_t threads : {1, 2}) {
               SetNumThreads(threads);
-              std::vector<float> got(m * n, -1e30f);
+              std::vector<float> got(m * n, -1e30f), dots(m * n, -1e30f);
               QMatMulA8(x.data(), m, *f, packed.data(), n, k, bp, got.data());
+              QMatMulA8Dots(x.data(), m, *f, packed.data(), n, k, bp, dots.data());
               for (int64_t i = 0; i < m * n; ++i) {
                 ++checked;
-                if (!(got[i] == want[i])) {
+                if (!(got[i] == want[i]) || !(dots[i] == want[i])) {
                   if (++mismatches <= 10) {
                     ADD_FAILURE() << f->name << " " << target << " threads=" << threads << " m=" << m
                                   << " n=" << n << " k=" << k << " i=" << i << ": got " << got[i]
-                                  << " want " << want[i];
+                                  << " (integer-dot kernel " << dots[i] << ") want " << want[i];
                   }
                 }
               }
@@ -319,8 +327,8 @@ TEST(QMatMulA8, AccuracyTableA16VsA8) {
   const int64_t n = 256, m = 8, k = 3072;
   std::printf("[ QMatMulA8 ] relative output error vs x·ŵ (dequantized, f64), n=%lld m=%lld k=%lld\n",
               static_cast<long long>(n), static_cast<long long>(m), static_cast<long long>(k));
-  std::printf("| format | outliers | weight error ‖xŵ−xw‖/‖xw‖ | A16 | A8 (blocks of 32) | A8 per-row scale (simulated) |\n");
-  std::printf("|---|---|---|---|---|---|\n");
+  std::printf("| format | outliers | weight error ‖xŵ−xw‖/‖xw‖ | A16 | A8 (blocks of 32) | A8 per-row scale (simulated) | LUT |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
   for (float outlier : {1.0f, 20.0f, 100.0f}) {
     std::mt19937 rng(42);
     std::normal_distribution<float> nd(0.0f, 0.02f);
@@ -342,12 +350,15 @@ TEST(QMatMulA8, AccuracyTableA16VsA8) {
       const std::vector<float> wq = Dequantize(*f, packed, n, k);
       const std::vector<double> ref = MatMulF64(x, m, wq, n, k);
       const std::vector<double> ref_row = MatMulF64(x_row, m, wq, n, k);
-      std::vector<float> a16(m * n), a8(m * n);
+      std::vector<float> a16(m * n), a8(m * n), lut(m * n);
       SetQActivations(QActivations::kF32);
       QMatMul(x.data(), m, *f, packed.data(), n, k, nullptr, a16.data());
       QMatMulA8(x.data(), m, *f, packed.data(), n, k, nullptr, a8.data());
-      double e16 = 0, e8 = 0, erow = 0, ew = 0, norm = 0, norm_w = 0;
+      const bool has_lut = LutSupports(*f, k);
+      if (has_lut) QMatMulLut(x.data(), m, *f, packed.data(), n, k, nullptr, lut.data());
+      double e16 = 0, e8 = 0, erow = 0, ew = 0, norm = 0, norm_w = 0, elut = 0;
       for (int64_t i = 0; i < m * n; ++i) {
+        elut += has_lut ? (lut[i] - ref[i]) * (lut[i] - ref[i]) : 0.0;
         e16 += (a16[i] - ref[i]) * (a16[i] - ref[i]);
         e8 += (a8[i] - ref[i]) * (a8[i] - ref[i]);
         erow += (ref_row[i] - ref[i]) * (ref_row[i] - ref[i]);
@@ -356,14 +367,72 @@ TEST(QMatMulA8, AccuracyTableA16VsA8) {
         norm_w += y_w[i] * y_w[i];
       }
       const double r16 = std::sqrt(e16 / norm), r8 = std::sqrt(e8 / norm), rrow = std::sqrt(erow / norm);
-      std::printf("| %s | %s | %.3f | %.1e | %.2e | %.2e |\n", f->name,
+      char lut_cell[64] = "–";
+      if (has_lut) {
+        std::snprintf(lut_cell, sizeof(lut_cell), "%.2e (blocks of %d)", std::sqrt(elut / norm), LutActivationBlock(*f));
+      }
+      std::printf("| %s | %s | %.3f | %.1e | %.2e | %.2e | %s |\n", f->name,
                   outlier == 1.0f ? "none" : ("1 % ×" + std::to_string(static_cast<int>(outlier))).c_str(),
-                  std::sqrt(ew / norm_w), r16, r8, rrow);
+                  std::sqrt(ew / norm_w), r16, r8, rrow, lut_cell);
       EXPECT_LT(r16, 1e-5) << f->name;
       EXPECT_LT(r8, 0.03) << f->name << " outlier x" << outlier;
       if (outlier > 1.0f) EXPECT_LT(r8, rrow) << f->name << ": blocks of 32 must beat one scale per row";
     }
   }
+}
+
+// End to end: a synthesized tiny LLaVA quantized with the default plan
+// (decoder w2g64) gives prompt logits under a8 that differ from a16 (the
+// option reaches the model's matmuls) by much less than the quantization
+// itself moved them; `bitlens run --activations a8` generates.
+TEST(QMatMulA8, QuantizedTinyLlavaLogitsUnderA8StayNearA16) {
+  namespace fs = std::filesystem;
+  const std::string work = testing::ScratchDir() + "-work";
+  const std::string src = work + "/src", qdir = work + "/q";
+  fs::remove_all(work);
+  auto synth = testing::RunCli("synth --family llava --preset tiny -o " + src);
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  quant::PipelineOptions options;
+  options.model_dir = src;
+  options.output_dir = qdir;
+  options.overwrite = true;
+  auto quantized = quant::QuantizeCheckpoint(options);
+  ASSERT_TRUE(quantized.ok()) << quantized.status().message();
+  auto logits = [](const std::string& dir) {
+    auto model = LoadModel(dir);
+    EXPECT_TRUE(model.ok()) << model.status().message();
+    if (!model.ok()) return std::vector<float>{};
+    auto session = Session::Create(**model, SessionOptions{});
+    EXPECT_TRUE(session.ok());
+    auto ids = (*session)->TokenizePrompt("Describe a red square in detail.", false, ChatMode::kAuto);
+    EXPECT_TRUE(ids.ok());
+    auto l = (*session)->EvaluateLogits(*ids, nullptr);
+    EXPECT_TRUE(l.ok()) << l.status().message();
+    return l.ok() ? *l : std::vector<float>{};
+  };
+  SetQActivations(QActivations::kF32);
+  const std::vector<float> a16 = logits(qdir), source = logits(src);
+  SetQActivations(QActivations::kInt8);
+  const std::vector<float> a8 = logits(qdir);
+  SetQActivations(QActivations::kF32);
+  ASSERT_FALSE(a16.empty());
+  ASSERT_EQ(a16.size(), a8.size());
+  ASSERT_EQ(a16.size(), source.size());
+  double d8 = 0.0, dq = 0.0, top = 0.0;
+  for (size_t i = 0; i < a16.size(); ++i) {
+    d8 = std::max(d8, double(std::fabs(a8[i] - a16[i])));
+    dq = std::max(dq, double(std::fabs(a16[i] - source[i])));
+    top = std::max(top, double(std::fabs(a16[i])));
+  }
+  std::printf("[ QMatMulA8 ] tiny llava (w2g64 decoder) prompt logits: max |a8 - a16| %.4g, "
+              "max |a16 - source| %.4g, max |logit| %.4g\n", d8, dq, top);
+  EXPECT_GT(d8, 0.0) << "a8 did not change any logit: the option did not reach the packed matmuls";
+  EXPECT_LT(d8, 0.25 * dq) << "int8 activations moved the logits as much as 2-bit weights did";
+  auto run = testing::RunCli("run --model " + qdir + " --prompt 'Hello' --max-tokens 3 --activations a8");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  auto bad = testing::RunCli("run --model " + qdir + " --prompt 'Hello' --max-tokens 1 --activations a4");
+  EXPECT_NE(bad.exit_code, 0) << "an unknown --activations value must be refused";
+  fs::remove_all(work);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "hwy/targets.h"
 #include "kernels/qmatmul.h"
 #include "quant/formats.h"
+#include "quant/grid.h"
 #include "quant/qmatmul_ref.h"
 #include "quant/rtn.h"
 
@@ -70,6 +71,18 @@ double TermBound(const FormatInfo& f, const uint8_t* row, const float* x, const 
         const double scale = std::fabs(F16ToF32(Half(blk)));
         const double offset = stretched ? 1.5 * scale : std::fabs(F16ToF32(Half(blk + 2)));
         t += std::fabs(double(x[i])) * (scale * ((1 << f.bits) - 1) + offset);
+      }
+      return t;
+    }
+    case ScaleEncoding::kDoubleQuantScaleMin:
+    case ScaleEncoding::kF16ScaleTernary: {
+      // The groups' grids as stored (quant/grid): |scale|·qmax + |offset|.
+      std::vector<quant::GroupGrid> grids(static_cast<size_t>(quant::NumGroups(f, k)));
+      std::vector<uint8_t> codes(static_cast<size_t>(k));
+      quant::DecodeRow(f, row, k, grids.data(), codes.data());
+      for (int64_t i = 0; i < k; ++i) {
+        const quant::GroupGrid& g = grids[static_cast<size_t>(i / f.group_size)];
+        t += std::fabs(double(x[i])) * (std::fabs(g.scale) * quant::QMax(f) + std::fabs(g.offset));
       }
       return t;
     }

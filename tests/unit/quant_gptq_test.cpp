@@ -205,7 +205,7 @@ TEST(QuantGptq, OutputErrorBelowRtnOnCorrelatedActivations) {
   const std::vector<float> x = CorrelatedActivations(m, k, 4, 8.0f, 21);
   const std::vector<float> w = NormalWeights(n * k, 0.02f, 22);
   const LayerStats s = StatsOf(x, k);
-  for (const char* required : {"w2g64", "w2g32", "w2sg32", "w4g32"}) {
+  for (const char* required : {"w2g64", "w2g32", "w2sg32", "w4g32", "w2g32dq", "w2g64dq", "t1"}) {
     EXPECT_TRUE(FindFormat(required).ok()) << required;
   }
   std::printf("  %-9s %12s %12s %12s %12s %12s\n", "format", "rtn minmax", "rtn mseclip",
@@ -261,6 +261,37 @@ TEST(QuantGptq, PackedRowsRoundTripThroughDequantize) {
       }
       EXPECT_LT(worst, 1e-5) << f.name << " k=" << k << ": dequantized weight off its grid point by "
                              << worst << " of the grid range";
+    }
+  }
+}
+
+// Degenerate shapes: a single input, a single row, k below one group or one
+// super-block, activations that never reach some inputs (dead columns).
+TEST(QuantGptq, TinyRaggedAndDeadInputs) {
+  for (const int64_t k : {1, 7, 33, 300}) {
+    for (const int64_t n : {1, 3}) {
+      std::vector<float> x = CorrelatedActivations(64, k, 0, 1.0f, 91);
+      for (int64_t t = 0; t < 64; ++t) x[t * k + k / 2] = 0.0f;  // input k/2 is dead
+      const std::vector<float> w = NormalWeights(n * k, 0.02f, 92);
+      const LayerStats s = StatsOf(x, k);
+      for (const FormatInfo& f : AllFormats()) {
+        if (!HasGrid(f)) continue;
+        for (const QuantMethod method : {QuantMethod::kRtn, QuantMethod::kHqq, QuantMethod::kGptq}) {
+          for (const bool act_order : {true, false}) {
+            QuantizeOptions o = Grid(GridMethod::kMseRefine);
+            o.gptq.act_order = act_order;
+            const Quantized q = QuantizeWith(method, f, w, n, k, &s, o);
+            EXPECT_TRUE(std::isfinite(q.result.rel_output_error) && q.result.rel_output_error >= 0.0)
+                << f.name << " " << QuantMethodName(method) << " n=" << n << " k=" << k << ": "
+                << q.result.rel_output_error;
+            // The dead input is still quantized by rounding, not zeroed.
+            const int64_t gs = f.group_size > 0 ? f.group_size : k;
+            if (gs > 1 && k > 1 && std::fabs(w[k / 2]) > 0.01f) {
+              EXPECT_NE(q.w_hat[k / 2], 0.0f) << f.name << " k=" << k;
+            }
+          }
+        }
+      }
     }
   }
 }

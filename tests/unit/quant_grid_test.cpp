@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "base/f16.h"
 #include "quant/formats.h"
 #include "quant/grid.h"
 #include "quant/rtn.h"
@@ -47,7 +49,7 @@ TEST(QuantGrid, TableFacts) {
       EXPECT_EQ(NumGroups(f, 4096), 0) << name;
       continue;
     }
-    const int want_qmax = name == "w8" ? 254 : (1 << f.bits) - 1;
+    const int want_qmax = name == "w8" ? 254 : name == "t1" ? 2 : (1 << f.bits) - 1;
     EXPECT_EQ(QMax(f), want_qmax) << name;
     const int64_t want_groups = f.group_size == 0 ? 1 : 4096 / f.group_size;
     EXPECT_EQ(NumGroups(f, 4096), want_groups) << name;
@@ -84,6 +86,38 @@ TEST(QuantGrid, ChooseNearestEncodeGivesTheReferenceBytes) {
             << " is " << int(got[first_diff % got.size()]) << ", reference "
             << int(want[first_diff % want.size()]);
       }
+    }
+  }
+}
+
+// The same bytes from a transcription of docs/quantization.md that shares no
+// code with the library: per group scale = f16((hi − lo) / qmax), min =
+// f16(lo), code = nearest, packed into the documented planes.
+TEST(QuantGrid, MinMaxBytesMatchTheDocumentedRecipe) {
+  for (const char* name : {"w2g64", "w4g32", "w2g128"}) {
+    const FormatInfo& f = **FindFormat(name);
+    const int64_t k = 1000;  // ragged for all three
+    const std::vector<float> w = MixedWeights(k, 71);
+    std::vector<uint8_t> got(RowBytes(f, k));
+    ASSERT_TRUE(QuantizeRowsRef(f, w.data(), 1, k, RangeSearch::kMinMax, got).ok());
+    std::vector<uint8_t> want(got.size(), 0);
+    const int g = f.group_size, qmax = (1 << f.bits) - 1, plane = g * f.bits / 8;
+    for (int64_t g0 = 0, b = 0; g0 < k; g0 += g, ++b) {
+      const int64_t len = std::min<int64_t>(g, k - g0);
+      const float lo = *std::min_element(w.begin() + g0, w.begin() + g0 + len);
+      const float hi = *std::max_element(w.begin() + g0, w.begin() + g0 + len);
+      const uint16_t s16 = F32ToF16((hi - lo) / qmax), m16 = F32ToF16(lo);
+      uint8_t* block = want.data() + b * f.block_bytes;
+      std::memcpy(block, &s16, 2);
+      std::memcpy(block + 2, &m16, 2);
+      const double scale = F16ToF32(s16), min = F16ToF32(m16);
+      for (int64_t i = 0; i < len; ++i) {
+        const int q = int(std::clamp(std::floor((w[g0 + i] - min) / scale + 0.5), 0.0, double(qmax)));
+        block[4 + i % plane] |= static_cast<uint8_t>(q << (f.bits * (i / plane)));
+      }
+    }
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(int(got[i]), int(want[i])) << name << " byte " << i << " of " << want.size();
     }
   }
 }
@@ -208,12 +242,20 @@ TEST(QuantGrid, RaggedRowPadsWithZeroCodesAndIgnoresThePadding) {
 TEST(QuantGrid, RoundRowGridsGivesWhatTheFormatStores) {
   std::mt19937 rng(9);
   std::normal_distribution<float> d(0.0f, 0.05f);
+  std::uniform_real_distribution<float> e(-12.0f, 4.0f);
   for (const FormatInfo* f : GridFormats()) {
+   for (int family = 0; family < 3; ++family) {
     for (int64_t k : RowLengths(*f)) {
       // Float proposals (as HQQ would make them) -> rounded -> encoded ->
-      // decoded must give the rounded grids back, and rounding again is a no-op.
+      // decoded must give the rounded grids back, and rounding again is a
+      // no-op. Families: typical; mins all near -40 with tiny spread (the
+      // min codes' step far below the mins' f32 ulp); magnitudes from 2^-12 to 2^4.
       std::vector<GroupGrid> grids(NumGroups(*f, k));
-      for (GroupGrid& g : grids) g = {std::fabs(d(rng)) + 1e-4f, d(rng)};
+      for (GroupGrid& g : grids) {
+        if (family == 0) g = {std::fabs(d(rng)) + 1e-4f, d(rng)};
+        if (family == 1) g = {1e-6f * std::fabs(d(rng)), -40.0f + 1e-3f * d(rng)};
+        if (family == 2) g = {std::exp2(e(rng)), (rng() % 2 ? 1.0f : -1.0f) * std::exp2(e(rng))};
+      }
       RoundRowGrids(*f, k, grids.data());
       std::vector<GroupGrid> again = grids, back(grids.size());
       RoundRowGrids(*f, k, again.data());
@@ -222,12 +264,16 @@ TEST(QuantGrid, RoundRowGridsGivesWhatTheFormatStores) {
       EncodeRow(*f, grids.data(), codes.data(), k, row.data());
       DecodeRow(*f, row.data(), k, back.data(), codes_back.data());
       for (size_t b = 0; b < grids.size(); ++b) {
-        ASSERT_EQ(again[b].scale, grids[b].scale) << f->name << " group " << b << " not idempotent";
-        ASSERT_EQ(again[b].offset, grids[b].offset) << f->name << " group " << b;
-        ASSERT_EQ(back[b].scale, grids[b].scale) << f->name << " group " << b << " not storable";
-        ASSERT_EQ(back[b].offset, grids[b].offset) << f->name << " group " << b;
+        ASSERT_EQ(again[b].scale, grids[b].scale) << f->name << " family " << family << " group " << b
+                                                  << " not idempotent";
+        ASSERT_EQ(again[b].offset, grids[b].offset) << f->name << " family " << family << " group " << b;
+        ASSERT_EQ(back[b].scale, grids[b].scale) << f->name << " family " << family << " group " << b
+                                                 << " not storable";
+        ASSERT_EQ(back[b].offset, grids[b].offset) << f->name << " family " << family << " k=" << k
+                                                    << " group " << b;
       }
     }
+   }
   }
   // The symmetric formats fix the offset from the scale.
   GroupGrid sg{0.25f, 7.0f};

@@ -12,6 +12,7 @@
 #include "base/f16.h"
 #include "kernels/ops.h"
 #include "quant/formats.h"
+#include "quant/grid.h"
 #include "quant/qmatmul_ref.h"
 #include "quant/rtn.h"
 
@@ -26,7 +27,8 @@ double Gamma(int64_t ops) {
 }
 
 // Σ_i |x_i| · |decoded magnitude| of one packed row, split the way QMatMulRef
-// splits it: |scale|·|c_i| plus |min| for min formats, |w_i| otherwise.
+// splits it: |scale|·|c_i| plus |min| for min formats (c_i up to qmax, 1.5 for
+// the stretched grid, 1 for ternary), |w_i| otherwise.
 double AbsTermSum(const FormatInfo& f, const uint8_t* row, const float* x, const float* w,
                   int64_t k) {
   double s = 0.0;
@@ -34,16 +36,23 @@ double AbsTermSum(const FormatInfo& f, const uint8_t* row, const float* x, const
     for (int64_t i = 0; i < k; ++i) s += std::fabs(double(x[i]) * w[i]);
     return s;
   }
-  const int g = f.group_size;
-  for (int64_t i0 = 0; i0 < k; i0 += g, row += f.block_bytes) {
-    uint16_t s16, m16 = 0;
-    std::memcpy(&s16, row, 2);
-    if (f.encoding == ScaleEncoding::kF16ScaleMin) std::memcpy(&m16, row + 2, 2);
-    const double scale = std::fabs(F16ToF32(s16)), min = std::fabs(F16ToF32(m16));
-    const double cmax = f.encoding == ScaleEncoding::kF16ScaleMin ? (1 << f.bits) - 1 : 1.5;
-    for (int64_t i = i0; i < std::min<int64_t>(k, i0 + g); ++i) {
-      s += std::fabs(double(x[i])) * (scale * cmax + min);
+  std::vector<GroupGrid> grids(NumGroups(f, k));
+  std::vector<uint8_t> codes(k);
+  DecodeRow(f, row, k, grids.data(), codes.data());
+  for (int64_t i = 0; i < k; ++i) {
+    const GroupGrid& g = grids[i / f.group_size];
+    double term = 0.0;
+    switch (f.encoding) {
+      case ScaleEncoding::kF16ScaleStretched:
+        term = 1.5 * std::fabs(g.scale);
+        break;
+      case ScaleEncoding::kF16ScaleTernary:
+        term = std::fabs(g.scale);
+        break;
+      default:
+        term = std::fabs(g.scale) * QMax(f) + std::fabs(g.offset);
     }
+    s += std::fabs(double(x[i])) * term;
   }
   return s;
 }

@@ -60,9 +60,18 @@ TEST(QuantTernary, GridFamiliesOfTheTable) {
   EXPECT_FLOAT_EQ(FormatGridFamily(**FindFormat("w2sg32")).center, 1.5f);
   EXPECT_FLOAT_EQ(FormatGridFamily(**FindFormat("w8")).center, 127.0f);
   EXPECT_EQ(FormatGridFamily(**FindFormat("w2sg32")).qmax, 3);
-  if (auto t1 = FindFormat("t1"); t1.ok()) {
-    EXPECT_TRUE(FormatGridFamily(**t1).ternary());
+  auto t1 = FindFormat("t1");
+  ASSERT_TRUE(t1.ok());
+  EXPECT_TRUE(FormatGridFamily(**t1).ternary());
+  EXPECT_FLOAT_EQ(FormatGridFamily(**t1).center, 1.0f);
+  for (const char* dq : {"w2g32dq", "w2g64dq"}) {
+    auto f = FindFormat(dq);
+    ASSERT_TRUE(f.ok()) << dq;
+    EXPECT_FALSE(FormatGridFamily(**f).symmetric()) << dq;
+    EXPECT_EQ(GridUnit(**f, 4096), 256) << dq << ": grids are chosen per super-block";
   }
+  EXPECT_EQ(GridUnit(**FindFormat("w2g64"), 4096), 64);
+  EXPECT_EQ(GridUnit(**FindFormat("w8"), 4096), 4096);
 }
 
 // kMseRefine starts from the clipping search and keeps it per unit when the
@@ -90,7 +99,7 @@ TEST(QuantTernary, RefinedGridsNeverWorseThanClipSearch) {
 
 TEST(QuantTernary, GptqWithTheTernaryGridBeatsTernaryRtn) {
   auto found = FindFormat("t1");
-  if (!found.ok()) GTEST_SKIP() << "t1 is not in the format table yet";
+  ASSERT_TRUE(found.ok()) << found.status().message();
   const FormatInfo& f = **found;
   const int64_t n = 48, k = 768, m = 2048;
   const std::vector<float> x = CorrelatedActivations(m, k, 4, 8.0f, 83);

@@ -11,11 +11,13 @@ void AddInspectCommand(CLI::App& app, Status* result) {
   struct Flags {
     std::string dir;
     bool json = false;
+    bool tensors = false;
   };
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("inspect", "Show what a checkpoint holds (headers only; fast on multi-GB models)");
   cmd->add_option("dir", flags->dir, "checkpoint directory (config.json + safetensors)")->required();
   cmd->add_flag("--json", flags->json, "print the report as JSON");
+  cmd->add_flag("--tensors", flags->tensors, "also list every tensor: format or dtype, shape, bytes, bits per weight");
   cmd->callback([flags, result] {
     auto report = InspectCheckpoint(flags->dir);
     if (!report.ok()) {
@@ -23,6 +25,7 @@ void AddInspectCommand(CLI::App& app, Status* result) {
       return;
     }
     std::fputs((flags->json ? FormatReportJson(*report) : FormatReportText(*report)).c_str(), stdout);
+    if (flags->tensors && !flags->json) std::fputs(("\n" + FormatTensorListText(*report)).c_str(), stdout);
     *result = Status::Ok();
   });
 }

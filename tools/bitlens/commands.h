@@ -14,6 +14,7 @@ void AddSynthCommand(CLI::App& app, Status* result);
 void AddInspectCommand(CLI::App& app, Status* result);
 void AddRunCommand(CLI::App& app, Status* result);
 void AddConvertCommand(CLI::App& app, Status* result);
+void AddQuantizeCommand(CLI::App& app, Status* result);
 void AddBenchCommand(CLI::App& app, Status* result);
 
 }  // namespace bitlens::cli

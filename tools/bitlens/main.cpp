@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   bitlens::cli::AddInspectCommand(app, &result);
   bitlens::cli::AddRunCommand(app, &result);
   bitlens::cli::AddConvertCommand(app, &result);
+  bitlens::cli::AddQuantizeCommand(app, &result);
   bitlens::cli::AddBenchCommand(app, &result);
   try {
     app.parse(argc, argv);
