@@ -11,6 +11,7 @@
 #include "kernels/ops.h"
 #include "kernels/qmatmul_a16.h"
 #include "kernels/qmatmul_a8.h"
+#include "kernels/qmatmul_lut.h"
 
 namespace bitlens::kernels {
 namespace {
@@ -48,8 +49,11 @@ bool QMatMulHasFastPath(const quant::FormatInfo& f) {
 void QMatMul(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
              int64_t k, const float* bias, float* y) {
   if (m <= 0 || n <= 0) return;
-  // W2A8 when chosen (process-wide option) and the format has integer codes.
-  if (GetQActivations() == QActivations::kInt8 && A8Supports(f, k)) return QMatMulA8(x, m, f, w, n, k, bias, y);
+  // W2A8 when chosen (process-wide option) and the format has integer codes;
+  // a8lut decodes through the table kernel where there is one.
+  const QActivations acts = GetQActivations();
+  if (acts == QActivations::kInt8Lut && m == 1 && LutSupports(f, k)) return QMatMulLut(x, m, f, w, n, k, bias, y);
+  if (acts != QActivations::kF32 && A8Supports(f, k)) return QMatMulA8(x, m, f, w, n, k, bias, y);
   DType dtype;
   if (PassthroughDType(f, &dtype)) return MatMul(x, m, WeightView{dtype, w, n, k}, bias, y);
   if (QMatMulA16Supports(f)) {

@@ -4,19 +4,25 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "quant/formats.h"
 
 namespace bitlens::kernels {
 
 // Which activations QMatMul multiplies packed weights with: kF32 (W2A16, the
-// default: weights expanded to f32 in registers) or kInt8 (W2A8, this file).
+// default: weights expanded to f32 in registers), kInt8 (W2A8, this file), or
+// kInt8Lut: decode (m = 1) of the formats with a table kernel runs it
+// (qmatmul_lut.h: int8 blocks of LutActivationBlock — 64 for w2g128, 256 for
+// t1), everything else as kInt8.
 // Process-wide; set it before running a model, not while a QMatMul runs.
-enum class QActivations { kF32, kInt8 };
+enum class QActivations { kF32, kInt8, kInt8Lut };
 void SetQActivations(QActivations a);
 QActivations GetQActivations();
-// "a16" / "a8" (as `bitlens run --activations` spells them).
+// "a16" / "a8" / "a8lut" (as `bitlens run --activations` spells them).
 const char* QActivationsName(QActivations a);
+// The inverse of QActivationsName; false for any other spelling.
+bool ParseQActivations(std::string_view name, QActivations* a);
 
 // Activation block: 32 consecutive x values share one f32 scale
 // d = max|x| / 127 and are stored as round-to-nearest-even(x · 127/max|x|)

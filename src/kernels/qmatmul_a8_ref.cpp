@@ -28,7 +28,18 @@ inline float RoundEven(float v) {
 
 void SetQActivations(QActivations a) { g_activations.store(a, std::memory_order_relaxed); }
 QActivations GetQActivations() { return g_activations.load(std::memory_order_relaxed); }
-const char* QActivationsName(QActivations a) { return a == QActivations::kInt8 ? "a8" : "a16"; }
+const char* QActivationsName(QActivations a) {
+  return a == QActivations::kInt8 ? "a8" : a == QActivations::kInt8Lut ? "a8lut" : "a16";
+}
+bool ParseQActivations(std::string_view name, QActivations* a) {
+  for (QActivations v : {QActivations::kF32, QActivations::kInt8, QActivations::kInt8Lut}) {
+    if (name == QActivationsName(v)) {
+      *a = v;
+      return true;
+    }
+  }
+  return false;
+}
 
 bool A8Supports(const quant::FormatInfo& f, int64_t k) {
   if (!quant::HasGrid(f) || k <= 0 || k > kA8MaxK) return false;

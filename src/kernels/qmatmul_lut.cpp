@@ -29,6 +29,7 @@
 #include "kernels/qmatmul_a8.h"
 #include "kernels/qmatmul_lut.h"
 #include "kernels/qmatmul_lut_kind.h"
+#include "quant/block_codes.h"
 #include "quant/grid.h"
 
 #ifndef BITLENS_QMATMUL_LUT_SHARED
@@ -57,6 +58,35 @@ struct ARow {
 };
 
 alignas(64) constexpr uint8_t kZeroCodes[64] = {};
+
+// t1: digit p of a trit byte b, minus 1 (quant::TritAt's formula, also for
+// the 4-digit bytes), for building the 256-entry tables with vector lanes.
+struct TritDigits {
+  int16_t v[5][256];
+};
+constexpr TritDigits MakeTritDigits() {
+  TritDigits t{};
+  constexpr int kPow3[5] = {1, 3, 9, 27, 81};
+  for (int p = 0; p < 5; ++p) {
+    for (int b = 0; b < 256; ++b) t.v[p][b] = static_cast<int16_t>((((b * kPow3[p]) & 255) * 3 >> 8) - 1);
+  }
+  return t;
+}
+alignas(64) inline constexpr TritDigits kTritDigits = MakeTritDigits();
+constexpr int kT1Tables = 52;  // 48 bytes of 5 trits, 4 of 4
+
+// Exact f16 -> f32 for finite values (zeros and subnormals included).
+inline float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t bits = static_cast<uint32_t>(h & 0x7fffu) << 13;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  f *= 5.192296858534828e+33f;  // 2^112
+  std::memcpy(&bits, &f, 4);
+  bits |= sign;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
 
 }  // namespace bitlens::kernels::lut
 #endif
@@ -325,6 +355,56 @@ void LutRows(const ARow& a, const uint8_t* w, size_t row_bytes, int64_t ng, int6
 
 #endif  // HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE
 
+
+// t1 tables of one group (activations xg[256]): tables[j][b] for trit byte j
+// (j < 48: weights j + 48p, p < 5; else 240 + (j − 48) + 4p, p < 4).
+void BuildT1Tables(const int8_t* HWY_RESTRICT xg, int16_t (*HWY_RESTRICT tables)[256]) {
+  const hn::ScalableTag<int16_t> d;
+  const int L = static_cast<int>(hn::Lanes(d));
+  for (int j = 0; j < lut::kT1Tables; ++j) {
+    const bool five = j < quant::kT1Bytes5;
+    const int digits = five ? 5 : 4;
+    int16_t xp[5];
+    for (int p = 0; p < digits; ++p) {
+      xp[p] = xg[five ? j + quant::kT1Bytes5 * p : quant::kT1Bytes5 * 5 + (j - quant::kT1Bytes5) + quant::kT1Bytes4 * p];
+    }
+    for (int b = 0; b < 256; b += L) {
+      auto e = hn::Zero(d);
+      for (int p = 0; p < digits; ++p) e = hn::Add(e, hn::Mul(hn::LoadU(d, lut::kTritDigits.v[p] + b), hn::Set(d, xp[p])));
+      hn::StoreU(e, d, tables[j] + b);
+    }
+  }
+}
+
+// t1 rows [o_begin, o_end): one group at a time (its 26 KiB of tables on the
+// stack), the rows' running sums kept in y; scalar lookups indexed by the
+// trit bytes themselves. Each row's f32 steps are the reference's, in order.
+void LutT1Rows(const ARow& a, const uint8_t* w, size_t row_bytes, int64_t ng, int64_t o_begin, int64_t o_end,
+               const float* bias, float* y) {
+  alignas(64) int16_t tables[lut::kT1Tables][256];
+  constexpr int kBlockBytes = 2 + quant::kT1Bytes5 + quant::kT1Bytes4;
+  for (int64_t g = 0; g < ng; ++g) {
+    BuildT1Tables(a.xq + g * quant::kT1Block, tables);
+    const float dg = a.d[g], sx = a.sxg[g];
+    const int32_t bs = a.bsum[g];
+    const bool last = g + 1 == ng;
+    for (int64_t o = o_begin; o < o_end; ++o) {
+      const uint8_t* blk = w + static_cast<size_t>(o) * row_bytes + static_cast<size_t>(g) * kBlockBytes;
+      uint16_t s16;
+      std::memcpy(&s16, blk, 2);
+      const float scale = lut::HalfToFloat(s16);
+      const uint8_t* q = blk + 2;
+      int32_t isum = bs;
+      for (int j = 0; j < lut::kT1Tables; ++j) isum += tables[j][q[j]];
+      float acc = 0.0f;
+      acc += dg * static_cast<float>(isum);
+      float sum = g == 0 ? 0.0f : y[o];
+      sum += scale * acc + (-scale) * sx;
+      y[o] = (last && bias) ? sum + bias[o] : sum;
+    }
+  }
+}
+
 template <int G, bool kStretched>
 void RunLut(const ARow& a, const uint8_t* w, size_t row_bytes, int64_t n, int64_t ng, const float* bias, float* y) {
   auto rows = [&](size_t begin, size_t end, size_t /*worker*/) {
@@ -357,7 +437,12 @@ void QMatMulLutImpl(const float* x, int64_t m, const quant::FormatInfo& f, int k
     }
     const ARow a{s.xq, s.d, s.bsum, s.sxg, nb};
     float* yr = y + r * n;
-    if (stretched) {
+    if (static_cast<lut::Kind>(kind) == lut::Kind::kT1) {
+      auto rows = [&](size_t begin, size_t end, size_t /*worker*/) {
+        LutT1Rows(a, w, row_bytes, ng, static_cast<int64_t>(begin), static_cast<int64_t>(end), bias, yr);
+      };
+      ParallelFor(static_cast<size_t>(n), 16, rows);
+    } else if (stretched) {
       if (g == 32) RunLut<32, true>(a, w, row_bytes, n, ng, bias, yr);
       if (g == 64) RunLut<64, true>(a, w, row_bytes, n, ng, bias, yr);
     } else {

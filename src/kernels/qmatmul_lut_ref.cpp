@@ -9,6 +9,7 @@
 #include "kernels/qmatmul_a8.h"
 #include "kernels/qmatmul_lut.h"
 #include "kernels/qmatmul_lut_kind.h"
+#include "quant/block_codes.h"
 #include "quant/grid.h"
 
 // The f32 steps follow QMatMulInt8BlocksRef rounding by rounding.
@@ -22,6 +23,10 @@ Kind KindOf(const quant::FormatInfo& f) {
   using quant::ScaleEncoding;
   const int g = f.group_size;
   if (f.bits != 2 || f.block_weights != g || f.row_header_bytes != 0) return Kind::kNone;
+  if (f.encoding == ScaleEncoding::kF16ScaleTernary && g == quant::kT1Block &&
+      f.block_bytes == 2 + quant::kT1Bytes5 + quant::kT1Bytes4) {
+    return Kind::kT1;
+  }
   if (f.encoding == ScaleEncoding::kF16ScaleMin && (g == 32 || g == 64 || g == 128) && f.block_bytes == 4 + g / 4) {
     return Kind::kW2Asym;
   }
@@ -37,11 +42,67 @@ bool LutSupports(const quant::FormatInfo& f, int64_t k) {
   return lut::KindOf(f) != lut::Kind::kNone && k > 0 && k <= kA8MaxK;
 }
 
-int LutActivationBlock(const quant::FormatInfo& f) { return f.group_size == 128 ? 64 : kA8Block; }
+int LutActivationBlock(const quant::FormatInfo& f) {
+  if (lut::KindOf(f) == lut::Kind::kT1) return quant::kT1Block;
+  return f.group_size == 128 ? 64 : kA8Block;
+}
+
+namespace {
+
+// t1: per trit byte j of a group, T[byte] = Σ_p (t_p(byte) − 1)·xq[weight of
+// digit p]; isum = Σ lookups + bsum. One activation block per group.
+void QMatMulLutT1Ref(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
+                     int64_t k, const float* bias, float* y) {
+  constexpr int kTables = quant::kT1Bytes5 + quant::kT1Bytes4;
+  const int64_t ng = quant::NumGroups(f, k);
+  const size_t row_bytes = quant::RowBytes(f, k);
+  std::vector<int8_t> xq(static_cast<size_t>(ng * quant::kT1Block), 0);
+  std::vector<float> d(ng);
+  std::vector<int32_t> bsum(ng);
+  std::vector<int16_t> tables(static_cast<size_t>(ng * kTables * 256));
+  for (int64_t r = 0; r < m; ++r) {
+    QuantizeActivationBlocksRef(x + r * k, k, quant::kT1Block, xq.data(), d.data(), bsum.data());
+    for (int64_t G = 0; G < ng; ++G) {
+      const int8_t* xg = xq.data() + G * quant::kT1Block;
+      for (int j = 0; j < kTables; ++j) {
+        int16_t* t = tables.data() + (static_cast<size_t>(G) * kTables + j) * 256;
+        const bool five = j < quant::kT1Bytes5;
+        for (int b = 0; b < 256; ++b) {
+          int e = 0;
+          for (int p = 0; p < (five ? 5 : 4); ++p) {
+            const int weight = five ? j + quant::kT1Bytes5 * p
+                                    : quant::kT1Bytes5 * 5 + (j - quant::kT1Bytes5) + quant::kT1Bytes4 * p;
+            e += (quant::TritAt(static_cast<uint8_t>(b), p) - 1) * xg[weight];
+          }
+          t[b] = static_cast<int16_t>(e);
+        }
+      }
+    }
+    for (int64_t o = 0; o < n; ++o) {
+      const uint8_t* row = w + static_cast<size_t>(o) * row_bytes;
+      float sum = 0.0f;
+      for (int64_t G = 0; G < ng; ++G, row += f.block_bytes) {
+        uint16_t s16;
+        std::memcpy(&s16, row, 2);
+        const float scale = F16ToF32(s16), offset = -scale;
+        int32_t isum = bsum[G];
+        for (int j = 0; j < kTables; ++j) isum += tables[(static_cast<size_t>(G) * kTables + j) * 256 + row[2 + j]];
+        float acc = 0.0f, sx = 0.0f;
+        acc += d[G] * static_cast<float>(isum);
+        sx += d[G] * static_cast<float>(bsum[G]);
+        sum += scale * acc + offset * sx;
+      }
+      y[r * n + o] = bias ? sum + bias[o] : sum;
+    }
+  }
+}
+
+}  // namespace
 
 void QMatMulLutRef(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
                    int64_t k, const float* bias, float* y) {
   const lut::Kind kind = lut::KindOf(f);
+  if (kind == lut::Kind::kT1) return QMatMulLutT1Ref(x, m, f, w, n, k, bias, y);
   const int g = f.group_size, q_bytes = g / 4, header = f.block_bytes - q_bytes;
   const int block = LutActivationBlock(f), blocks_per_group = g / block;
   const int64_t ng = quant::NumGroups(f, k), nb = (k + block - 1) / block;

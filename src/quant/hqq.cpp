@@ -9,7 +9,7 @@
 namespace bitlens::quant {
 namespace {
 
-// One group: HQQ's proximal iterations starting from the min-max grid. The
+// One group: HQQ's proximal iterations from the starting grid. The
 // error that decides early stopping is mean |w − ŵ| as in the paper's solver;
 // the best grid seen is kept.
 GroupGrid HqqGroup(const GroupGrid& start, const GridFamily& fam, const HqqOptions& o,
@@ -70,7 +70,8 @@ void HqqRowGrids(const FormatInfo& f, const HqqOptions& options, const float* w,
                  GroupGrid* grids) {
   const GridFamily fam = FormatGridFamily(f);
   const int64_t groups = NumGroups(f, len);
-  ChooseRowGrids(f, w, len, RangeSearch::kMinMax, grids);
+  ChooseRowGrids(f, w, len, options.start_from_clip ? RangeSearch::kMseClip : RangeSearch::kMinMax,
+                 grids);
   const int64_t gs = f.group_size > 0 ? f.group_size : len;
   std::vector<float> we(static_cast<size_t>(std::min(gs, len)));
   for (int64_t g = 0; g < groups; ++g) {

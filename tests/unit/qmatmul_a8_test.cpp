@@ -318,6 +318,55 @@ TEST(QMatMulA8, QMatMulAndMatMulFollowTheOption) {
   EXPECT_GT(differ_a16, m * n / 2) << "with the option back at a16, QMatMul must not take the int8 path";
 }
 
+// a8lut: decode of a table format (t1: int8 blocks of 256) is QMatMulLutRef;
+// prefill rows and formats without tables are a8. Names round-trip.
+TEST(QMatMulA8, A8LutOptionDecodesThroughTheTableKernel) {
+  Result<const FormatInfo*> t1 = quant::FindFormat("t1");
+  Result<const FormatInfo*> w4 = quant::FindFormat("w4g32");
+  ASSERT_TRUE(t1.ok() && w4.ok());
+  std::mt19937 rng(6);
+  const int64_t n = 70, k = 600;
+  int lut_equal = 0, a8_equal = 0, prefill_a8_equal = 0, w4_a8_equal = 0;
+  const std::vector<float> x = RandomActivations(rng, 2, k, 20.0f);
+  for (const FormatInfo* f : {*t1, *w4}) {
+    const std::vector<float> w = RandomWeights(rng, n * k);
+    const std::vector<uint8_t> packed = Quantize(*f, w, n, k);
+    std::vector<float> lut_ref(n), a8_ref(2 * n), got1(n), got2(2 * n);
+    QMatMulLutRef(x.data(), 1, *f, packed.data(), n, k, nullptr, lut_ref.data());
+    QMatMulA8Ref(x.data(), 2, *f, packed.data(), n, k, nullptr, a8_ref.data());
+    SetQActivations(QActivations::kInt8Lut);
+    QMatMul(x.data(), 1, *f, packed.data(), n, k, nullptr, got1.data());
+    QMatMul(x.data(), 2, *f, packed.data(), n, k, nullptr, got2.data());
+    SetQActivations(QActivations::kF32);
+    for (int64_t o = 0; o < n; ++o) {
+      if (f == *t1) {
+        lut_equal += got1[o] == lut_ref[o];
+        a8_equal += got1[o] == a8_ref[o];
+      } else {
+        w4_a8_equal += got1[o] == a8_ref[o];
+      }
+    }
+    if (f == *t1) {
+      for (int64_t i = 0; i < 2 * n; ++i) prefill_a8_equal += got2[i] == a8_ref[i];
+    }
+  }
+  std::printf("[ QMatMulA8 ] a8lut, t1 decode: %d/%lld equal the table reference (%d equal a8); t1 prefill: "
+              "%d/%lld equal a8; w4g32 decode: %d/%lld equal a8\n",
+              lut_equal, static_cast<long long>(n), a8_equal, prefill_a8_equal, static_cast<long long>(2 * n),
+              w4_a8_equal, static_cast<long long>(n));
+  EXPECT_EQ(lut_equal, n);
+  EXPECT_LT(a8_equal, n / 2) << "t1's table kernel uses blocks of 256, so it must differ from a8";
+  EXPECT_EQ(prefill_a8_equal, 2 * n);
+  EXPECT_EQ(w4_a8_equal, n);
+  for (QActivations a : {QActivations::kF32, QActivations::kInt8, QActivations::kInt8Lut}) {
+    QActivations back = QActivations::kF32;
+    EXPECT_TRUE(ParseQActivations(QActivationsName(a), &back));
+    EXPECT_EQ(back, a);
+  }
+  QActivations unused;
+  EXPECT_FALSE(ParseQActivations("a4", &unused));
+}
+
 // Relative output error ‖y − x·ŵ‖ / ‖x·ŵ‖ (ŵ = dequantized weights, f64
 // product) of the f32 path (W·A16) and the int8 path (W·A8), per format, on
 // activations with outlier channels; also per-row int8 activations (one scale

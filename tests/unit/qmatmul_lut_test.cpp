@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -71,20 +72,21 @@ Problem MakeProblem(std::mt19937& rng, const FormatInfo& f, int64_t m, int64_t n
   return p;
 }
 
-TEST(QMatMulLutRef, CoversTheTwoBitPlaneFormats) {
+TEST(QMatMulLutRef, CoversTheTwoBitPlaneFormatsAndTernary) {
   std::vector<std::string> names;
   for (const FormatInfo* f : LutFormats()) names.emplace_back(f->name);
   std::string joined;
   for (const std::string& s : names) joined += s + " ";
   std::printf("[ QMatMulLut ] formats with a table kernel: %s\n", joined.c_str());
-  for (const char* want : {"w2g32", "w2g64", "w2g128", "w2sg32", "w2sg64"}) {
+  for (const char* want : {"w2g32", "w2g64", "w2g128", "w2sg32", "w2sg64", "t1"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
   }
   Result<const FormatInfo*> w4 = quant::FindFormat("w4g32");
   ASSERT_TRUE(w4.ok());
   EXPECT_FALSE(LutSupports(**w4, 64));
   for (const FormatInfo* f : LutFormats()) {
-    EXPECT_EQ(LutActivationBlock(*f), f->group_size == 128 ? 64 : 32) << f->name;
+    const int want = std::string_view(f->name) == "t1" ? 256 : f->group_size == 128 ? 64 : 32;
+    EXPECT_EQ(LutActivationBlock(*f), want) << f->name;
   }
 }
 

@@ -45,11 +45,12 @@ TEST(QuantHqq, WeightErrorAtOrBelowMinMaxRtn) {
   const int64_t n = 32, k = 1024;
   const std::vector<float> normal = testdata::NormalWeights(n * k, 0.02f, 61);
   const std::vector<float> heavy = HeavyTailed(n * k, 62);
-  std::printf("  %-9s %-8s %12s %12s %12s\n", "format", "data", "rtn minmax", "rtn mseclip", "hqq");
+  std::printf("  %-9s %-8s %12s %12s %12s %12s\n", "format", "data", "rtn minmax", "rtn mseclip",
+              "hqq paper", "hqq (clip)");
   for (const FormatInfo& f : AllFormats()) {
     if (!HasGrid(f)) continue;
     for (const auto* w : {&normal, &heavy}) {
-      std::vector<uint8_t> mm(n * RowBytes(f, k)), clip(mm.size()), hqq(mm.size());
+      std::vector<uint8_t> mm(n * RowBytes(f, k)), clip(mm.size()), paper(mm.size()), hqq(mm.size());
       LinearQuantResult r;
       QuantizeOptions o;
       o.grid = GridMethod::kMinMax;
@@ -57,16 +58,19 @@ TEST(QuantHqq, WeightErrorAtOrBelowMinMaxRtn) {
       o.grid = GridMethod::kMseClip;
       ASSERT_TRUE(QuantizeLinear(QuantMethod::kRtn, f, w->data(), n, k, nullptr, o, clip, nullptr).ok());
       ASSERT_TRUE(QuantizeLinear(QuantMethod::kHqq, f, w->data(), n, k, nullptr, o, hqq, &r).ok());
+      o.hqq.start_from_clip = false;  // the paper: start from min-max
+      ASSERT_TRUE(QuantizeLinear(QuantMethod::kHqq, f, w->data(), n, k, nullptr, o, paper, nullptr).ok());
       const double e_mm = Mse(f, *w, mm, n, k), e_clip = Mse(f, *w, clip, n, k),
-                   e_hqq = Mse(f, *w, hqq, n, k);
-      std::printf("  %-9s %-8s %12.4e %12.4e %12.4e\n", f.name, w == &normal ? "normal" : "t(3)",
-                  e_mm, e_clip, e_hqq);
+                   e_paper = Mse(f, *w, paper, n, k), e_hqq = Mse(f, *w, hqq, n, k);
+      std::printf("  %-9s %-8s %12.4e %12.4e %12.4e %12.4e\n", f.name,
+                  w == &normal ? "normal" : "t(3)", e_mm, e_clip, e_paper, e_hqq);
       EXPECT_NEAR(r.weight_mse, e_hqq, 1e-6 * e_hqq) << f.name;
       EXPECT_EQ(r.rel_output_error, -1.0) << "no stats, no output error";
+      EXPECT_LE(e_paper, e_mm) << f.name;
       EXPECT_LE(e_hqq, e_mm) << f.name;
-      // At 2-4 bits on groups, HQQ's zero/scale updates must actually move the grid.
+      // On groups, HQQ's zero/scale updates must actually move the min-max grid.
       if (f.group_size > 0) {
-        EXPECT_LT(e_hqq, 0.99 * e_mm) << f.name;
+        EXPECT_LT(e_paper, 0.99 * e_mm) << f.name;
       }
     }
   }

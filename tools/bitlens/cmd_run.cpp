@@ -36,7 +36,9 @@ struct RunArgs {
 
 Status Run(const RunArgs& a) {
   SetNumThreads(a.threads);
-  kernels::SetQActivations(a.activations == "a8" ? kernels::QActivations::kInt8 : kernels::QActivations::kF32);
+  kernels::QActivations activations = kernels::QActivations::kF32;
+  kernels::ParseQActivations(a.activations, &activations);  // CLI11 already checked the spelling
+  kernels::SetQActivations(activations);
   BL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(a.model_dir));
   std::optional<Image> image;
   if (!a.image.empty()) {
@@ -85,8 +87,9 @@ void AddRunCommand(CLI::App& app, Status* result) {
   cmd->add_option("--threads", a->threads, "Worker threads; 0 = all cores");
   cmd->add_option("--stop", a->stop, "Stop string (repeatable)");
   cmd->add_option("--activations", a->activations,
-                  "Activations for quantized weights: a16 (f32, default) or a8 (int8 per block of 32)")
-      ->check(CLI::IsMember({"a16", "a8"}));
+                  "Activations for quantized weights: a16 (f32, default), a8 (int8 per block of 32) or a8lut "
+                  "(a8, decoding 2-bit and ternary weights with lookup tables)")
+      ->check(CLI::IsMember({"a16", "a8", "a8lut"}));
   cmd->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template");
   cmd->add_flag("--no-chat", a->no_chat, "Never apply the chat template");
   cmd->callback([a, result] { *result = Run(*a); });
