@@ -175,7 +175,7 @@ Status RunQuantize(const QuantizeFlags& flags) {
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   if (!result.ok()) {
-    if (bar) std::fputc('\n', stderr);
+    if (bar) bar->Abandon();
     if (result.status().code() == StatusCode::kCancelled) {
       return Cancelled("interrupted; nothing was written to " + o.output_dir);
     }
