@@ -394,8 +394,16 @@ void LutT1Rows(const ARow& a, const uint8_t* w, size_t row_bytes, int64_t ng, in
       std::memcpy(&s16, blk, 2);
       const float scale = lut::HalfToFloat(s16);
       const uint8_t* q = blk + 2;
-      int32_t isum = bs;
-      for (int j = 0; j < lut::kT1Tables; ++j) isum += tables[j][q[j]];
+      // Four independent integer chains (exact in any order) instead of one
+      // 52-add dependency chain.
+      int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int j = 0; j < lut::kT1Tables; j += 4) {
+        s0 += tables[j][q[j]];
+        s1 += tables[j + 1][q[j + 1]];
+        s2 += tables[j + 2][q[j + 2]];
+        s3 += tables[j + 3][q[j + 3]];
+      }
+      const int32_t isum = bs + ((s0 + s1) + (s2 + s3));
       float acc = 0.0f;
       acc += dg * static_cast<float>(isum);
       float sum = g == 0 ? 0.0f : y[o];

@@ -27,7 +27,7 @@ struct AwqOptions {
   HqqOptions hqq;                         // when grid is kHqq
   // Rows (over all matrices, evenly spaced in each) on which the output error
   // tr(ΔW H ΔWᵀ) is measured per α; 0 = all. Cost: 2·rows·k² flops per α.
-  int64_t sample_rows = 256;
+  int64_t sample_rows = 128;
 };
 
 struct AwqResult {

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "quant/awq.h"
 #include "quant/gptq.h"
 #include "quant/grid.h"
 #include "quant/layer_stats.h"
@@ -351,7 +352,7 @@ TEST(QuantGptqTiming, Phi4MiniMlpShapes) {
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count());
     for (const char* name : {"w2g64"}) {
       const FormatInfo& f = Format(name);
-      for (const QuantMethod method : {QuantMethod::kRtn, QuantMethod::kGptq}) {
+      for (const QuantMethod method : {QuantMethod::kRtn, QuantMethod::kHqq, QuantMethod::kGptq}) {
         std::vector<uint8_t> out(n * RowBytes(f, k));
         QuantizeOptions o;
         LinearQuantResult r;
@@ -362,6 +363,13 @@ TEST(QuantGptqTiming, Phi4MiniMlpShapes) {
                     QuantMethodName(method), name, (long long)n, (long long)k, r.seconds, total,
                     r.rel_output_error, (long long)r.error_rows_used);
       }
+      const AwqWeight mats[] = {{w.data(), n}};
+      AwqResult ar;
+      const auto a = std::chrono::steady_clock::now();
+      ASSERT_TRUE(AwqSearchScales(f, mats, k, s, AwqOptions{}, &ar).ok());
+      std::printf("  awq search %s [%lld, %lld], 20 alphas on 128 rows: %.2f s, alpha %.2f\n", name,
+                  (long long)n, (long long)k,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count(), ar.alpha);
     }
   }
 }
