@@ -25,7 +25,7 @@ enum Path { kA16 = 0, kA8 = 1, kLut = 2 };
 const char* PathName(int p) { return p == kA16 ? "a16" : p == kA8 ? "a8" : "lut"; }
 
 const std::vector<std::string>& BenchFormats() {
-  static const std::vector<std::string> names = {"w2g32", "w2g64", "w2g128", "w2sg64", "w2g32dq", "w2g64dq", "t1", "w4g32"};
+  static const std::vector<std::string> names = {"w2g32", "w2g64", "w2g128", "w2sg64", "w2g32dq", "w2g64dq", "t1", "w4g32", "w3g64", "w8"};
   return names;
 }
 

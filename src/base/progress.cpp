@@ -61,6 +61,13 @@ void ProgressBar::Update(uint64_t done, const std::string& detail) {
   last_decile_ = decile;
 }
 
+void ProgressBar::Abandon() {
+  if (interactive_ && last_width_ > 0) {
+    std::fputc('\n', out_);
+    std::fflush(out_);
+  }
+}
+
 void ProgressBar::Finish(const std::string& detail) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::string line = label_ + ": done in " + FormatDuration(elapsed);

@@ -21,6 +21,8 @@ class ProgressBar {
   void Update(uint64_t done, const std::string& detail = "");
   // The last line, ending with a newline: "<label>: done in 12.3 s".
   void Finish(const std::string& detail = "");
+  // Ends a redrawn line (on a terminal) so an error message starts on its own line.
+  void Abandon();
 
   // "1h02m", "3m07s", "12s" (rounded), for ETA and elapsed fields.
   static std::string FormatDuration(double seconds);

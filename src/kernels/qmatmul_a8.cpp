@@ -349,6 +349,101 @@ float RowDotDQ(const uint8_t* HWY_RESTRICT row, int64_t ng, int block_bytes, con
   return sum;
 }
 
+#if HWY_TARGET != HWY_SCALAR
+// Four outputs of a double-quantized format at once, as Tile4Planes: shared
+// activation vectors, joint block reductions, f32 steps one row per lane
+// (each lane repeats RowDotDQ's scalar sequence, DqGroupAt's included).
+template <int G>
+void Tile4DQ(const uint8_t* const* HWY_RESTRICT r, int64_t ng, int block_bytes, const ARow& a,
+             float* HWY_RESTRICT out) {
+  constexpr int kGroupsPerSb = quant::kDqBlock / G, kBlocksPerGroup = G / kA8Block;
+  constexpr int kPlane = quant::kDqHeaderBytes + kGroupsPerSb;
+  const hn::CappedTag<int16_t, kA8Block> d16;
+  const hn::Rebind<uint8_t, decltype(d16)> du8;
+  const hn::Rebind<int8_t, decltype(d16)> di8;
+  const hn::Repartition<int32_t, decltype(d16)> d32;
+  const hn::Full128<float> df4;
+  const hn::RebindToSigned<decltype(df4)> di4;
+  const hn::Rebind<hwy::float16_t, decltype(df4)> dh4;
+  const int L = static_cast<int>(hn::Lanes(d16));
+  const auto mask = hn::Set(d16, 3);
+  auto sum = hn::Zero(df4);
+  alignas(16) int32_t isum[4], sc[4], mc[4];
+  alignas(16) uint16_t h[3][4];
+  for (int64_t g0 = 0, sb = 0; g0 < ng; g0 += kGroupsPerSb, ++sb) {
+    const size_t off = static_cast<size_t>(sb) * block_bytes;
+    for (int j = 0; j < 4; ++j) {
+      for (int f = 0; f < 3; ++f) std::memcpy(&h[f][j], r[j] + off + 2 * f, 2);
+    }
+    const auto dsc = hn::PromoteTo(df4, hn::LoadU(dh4, reinterpret_cast<const hwy::float16_t*>(h[0])));
+    const auto m0 = hn::PromoteTo(df4, hn::LoadU(dh4, reinterpret_cast<const hwy::float16_t*>(h[1])));
+    const auto dm = hn::PromoteTo(df4, hn::LoadU(dh4, reinterpret_cast<const hwy::float16_t*>(h[2])));
+    const uint8_t* p0 = r[0] + off + kPlane;
+    const uint8_t* p1 = r[1] + off + kPlane;
+    const uint8_t* p2 = r[2] + off + kPlane;
+    const uint8_t* p3 = r[3] + off + kPlane;
+    for (int j = 0; j < kGroupsPerSb && g0 + j < ng; ++j) {
+      for (int q = 0; q < 4; ++q) {
+        const uint8_t smq = r[q][off + quant::kDqHeaderBytes + j];
+        sc[q] = smq & 15;
+        mc[q] = smq >> 4;
+      }
+      const auto scale = hn::Mul(dsc, hn::ConvertTo(df4, hn::Load(di4, sc)));
+      const auto offset = hn::Add(m0, hn::Mul(dm, hn::ConvertTo(df4, hn::Load(di4, mc))));
+      auto acc = hn::Zero(df4);
+      for (int bb = 0; bb < kBlocksPerGroup; ++bb) {
+        const int lb = j * kBlocksPerGroup + bb;
+        const int64_t b = sb * 8 + lb;
+        if (b >= a.nb) break;
+        const int shift = 2 * (lb / 2), at = 32 * (lb % 2);
+        auto c0 = hn::Zero(d32), c1 = c0, c2 = c0, c3 = c0, e0 = c0, e1 = c0, e2 = c0, e3 = c0;
+        for (int c = 0; c < kA8Block; c += L) {
+          const auto acts = hn::PromoteTo(d16, hn::LoadU(di8, a.xq + b * kA8Block + c));
+          const auto k0 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, p0 + at + c)), shift), mask);
+          const auto k1 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, p1 + at + c)), shift), mask);
+          const auto k2 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, p2 + at + c)), shift), mask);
+          const auto k3 = hn::And(hn::ShiftRightSame(hn::PromoteTo(d16, hn::LoadU(du8, p3 + at + c)), shift), mask);
+          c0 = hn::ReorderWidenMulAccumulate(d32, k0, acts, c0, e0);
+          c1 = hn::ReorderWidenMulAccumulate(d32, k1, acts, c1, e1);
+          c2 = hn::ReorderWidenMulAccumulate(d32, k2, acts, c2, e2);
+          c3 = hn::ReorderWidenMulAccumulate(d32, k3, acts, c3, e3);
+        }
+        Reduce4(d32, hn::Add(c0, e0), hn::Add(c1, e1), hn::Add(c2, e2), hn::Add(c3, e3), isum);
+        acc = hn::Add(acc, hn::Mul(hn::Set(df4, a.d[b]), hn::ConvertTo(df4, hn::Load(di4, isum))));
+      }
+      sum = hn::Add(sum, hn::Add(hn::Mul(scale, acc), hn::Mul(offset, hn::Set(df4, a.sxg[g0 + j]))));
+    }
+  }
+  hn::StoreU(sum, df4, out);
+}
+#endif
+
+template <int G>
+void RunDQ(int64_t m_block, const ARow* arows, const uint8_t* w, size_t row_bytes, int64_t n, int64_t ng,
+           int block_bytes, const float* bias, float* y) {
+  auto rows = [&](size_t begin, size_t end, size_t /*worker*/) {
+    int64_t o = static_cast<int64_t>(begin);
+#if HWY_TARGET != HWY_SCALAR
+    for (; o + 4 <= static_cast<int64_t>(end); o += 4) {
+      const uint8_t* r[4] = {w + o * row_bytes, w + (o + 1) * row_bytes, w + (o + 2) * row_bytes,
+                             w + (o + 3) * row_bytes};
+      for (int64_t i = 0; i < m_block; ++i) {
+        alignas(16) float s[4];
+        Tile4DQ<G>(r, ng, block_bytes, arows[i], s);
+        for (int j = 0; j < 4; ++j) y[i * n + o + j] = bias ? s[j] + bias[o + j] : s[j];
+      }
+    }
+#endif
+    for (; o < static_cast<int64_t>(end); ++o) {
+      for (int64_t i = 0; i < m_block; ++i) {
+        const float s = RowDotDQ<G>(w + o * row_bytes, ng, block_bytes, arows[i]);
+        y[i * n + o] = bias ? s + bias[o] : s;
+      }
+    }
+  };
+  ParallelFor(static_cast<size_t>(n), 16, rows);
+}
+
 // t1 blocks [f16 scale][48 bytes of 5 trits][4 bytes of 4 trits], grid
 // offset −scale: the 256 trits decoded to bytes with 16-bit lanes (digit p
 // of a byte is ((byte·3^p) mod 256)·3 >> 8), then the block dots.
@@ -399,8 +494,12 @@ float RowDotW3(const uint8_t* HWY_RESTRICT row, int64_t ng, const ARow& a) {
     const float scale = HalfToFloat(s16), offset = HalfToFloat(m16);
     const uint8_t* lo = row + 4;
     const uint8_t* hi = lo + kLo;
-    for (int i = 0; i < G; ++i) {
-      codes[i] = static_cast<uint8_t>(((lo[i % kLo] >> (2 * (i / kLo))) & 3) | (((hi[i % kHi] >> (i / kHi)) & 1) << 2));
+    // Plane by plane, so each loop is a run of bytes at one shift (vectorizable).
+    for (int p = 0; p < 4; ++p) {
+      for (int j = 0; j < kLo; ++j) codes[p * kLo + j] = static_cast<uint8_t>((lo[j] >> (2 * p)) & 3);
+    }
+    for (int p = 0; p < 8; ++p) {
+      for (int j = 0; j < kHi; ++j) codes[p * kHi + j] |= static_cast<uint8_t>(((hi[j] >> p) & 1) << 2);
     }
     const int64_t nb = std::min<int64_t>(kBlocks, a.nb - g * kBlocks);
     BlockIsums8(codes, a.xq + g * G, nb * kA8Block, isum);
@@ -525,8 +624,8 @@ void QMatMulA8Impl(const float* x, int64_t m, const quant::FormatInfo& f, int ki
         });
         break;
       case RowKind::kW2DQ:
-        if (g == 32) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotDQ<32>(row, ng, f.block_bytes, a); });
-        if (g == 64) RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotDQ<64>(row, ng, f.block_bytes, a); });
+        if (g == 32) RunDQ<32>(mb, arows, w, row_bytes, n, ng, f.block_bytes, bias, yb);
+        if (g == 64) RunDQ<64>(mb, arows, w, row_bytes, n, ng, f.block_bytes, bias, yb);
         break;
       case RowKind::kT1:
         RunRows(mb, arows, w, row_bytes, n, bias, yb, [&](const uint8_t* row, const ARow& a) { return RowDotT1(row, ng, a); });

@@ -412,6 +412,16 @@ CalibWalk::CalibWalk(std::unique_ptr<State> s) : s_(std::move(s)) {}
 CalibWalk::~CalibWalk() = default;
 const CalibSummary& CalibWalk::summary() const { return s_->sum; }
 
+bool CalibWalk::NextIs(CalibComponent component, int64_t layer) const {
+  switch (s_->stage) {
+    case WalkStage::kVision: return component == CalibComponent::kVision && layer == s_->layer;
+    case WalkStage::kProjector: return component == CalibComponent::kProjector;
+    case WalkStage::kDecoder: return component == CalibComponent::kDecoder && layer == s_->layer;
+    case WalkStage::kDone: return false;
+  }
+  return false;
+}
+
 Result<std::unique_ptr<CalibWalk>> CalibWalk::Start(const Model& model, const std::vector<CalibSample>& samples,
                                                     const CalibOptions& options) {
   if (!model.decoder) return InvalidArgument("the model has no decoder");

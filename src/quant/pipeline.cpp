@@ -143,9 +143,10 @@ class Writer {
   }
 
  private:
-  void Progress(size_t index, const std::string& name) {
+  // `extra`: parameters of the current tensor already done (progress inside big tensors).
+  void Progress(size_t index, const std::string& name, int64_t extra = 0) {
     if (!options_.on_progress) return;
-    options_.on_progress({params_done_, plan_.total_params, index, plan_.tensors.size(), name});
+    options_.on_progress({params_done_ + extra, plan_.total_params, index, plan_.tensors.size(), name});
   }
 
   Status WriteTensor(const PlannedTensor& t, size_t index, SafetensorsWriter& w, TensorResult* r) {
@@ -172,7 +173,7 @@ class Writer {
       BL_TRY(WriteReplacement(t, *repl, w));
     } else {
       const void* data = repl != nullptr ? static_cast<const void*>(repl->data()) : src.data();
-      BL_TRY(Convert(t, data, repl != nullptr ? DType::kF32 : t.src_dtype, /*mapped=*/repl == nullptr, w, r));
+      BL_TRY(Convert(t, index, data, repl != nullptr ? DType::kF32 : t.src_dtype, /*mapped=*/repl == nullptr, w, r));
       if (t.packed) r->output_rel_error = quantizer_.OutputError(t);
     }
     params_done_ += r->params;
@@ -205,8 +206,8 @@ class Writer {
   }
 
   // `mapped`: src_data is the file mapping (its pages are dropped after use).
-  Status Convert(const PlannedTensor& t, const void* src_data, DType src_dtype, bool mapped, SafetensorsWriter& w,
-                 TensorResult* r) {
+  Status Convert(const PlannedTensor& t, size_t index, const void* src_data, DType src_dtype, bool mapped,
+                 SafetensorsWriter& w, TensorResult* r) {
     const int64_t n = t.n, k = t.k;
     const FormatInfo& f = *t.format;
     const size_t esize = DTypeSize(src_dtype);
@@ -268,6 +269,7 @@ class Writer {
       }
       BL_TRY(w.WritePart(out_.data(), out_bytes));
       if (mapped) DropPages(in, count * esize);
+      Progress(index, t.name, (row0 + rows) * k);
     }
     r->rel_error = ref2 > 0 ? std::sqrt(err2 / ref2) : 0.0;
     return Status::Ok();
@@ -373,7 +375,8 @@ Result<PipelineResult> QuantizeCheckpoint(const PipelineOptions& options) {
   if (options.output_dir.empty()) return InvalidArgument("quantize needs an output directory (-o OUT)");
   std::error_code ec;
   if (!fs::is_directory(options.model_dir, ec)) return NotFound(options.model_dir + ": not a model directory");
-  const fs::path out = fs::path(options.output_dir).lexically_normal();
+  fs::path out = fs::path(options.output_dir).lexically_normal();
+  if (out.has_parent_path() && out.filename().empty()) out = out.parent_path();  // "OUT/" -> "OUT"
   if (fs::exists(out, ec) && fs::equivalent(out, options.model_dir, ec)) {
     return InvalidArgument(options.output_dir + ": the output directory is the source model");
   }

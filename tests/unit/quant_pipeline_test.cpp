@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/mmap_file.h"
+#include "base/progress.h"
 #include "model/model.h"
 #include "quant/pipeline.h"
 #include "quant/report.h"
@@ -249,6 +250,11 @@ TEST_F(QuantPipeline, ExistingOutputNeedsForceAndIsReplacedWhole) {
   EXPECT_FALSE(fs::exists(base_ + "/q/keep.txt"));
   EXPECT_TRUE(fs::exists(base_ + "/q/model.safetensors"));
   EXPECT_FALSE(fs::exists(base_ + "/q.old"));
+  // A trailing slash names the same directory (staged as q.tmp, not q/.tmp).
+  auto slash = Options("s/");
+  ASSERT_TRUE(quant::QuantizeCheckpoint(slash).ok());
+  EXPECT_TRUE(fs::exists(base_ + "/s/model.safetensors"));
+  EXPECT_FALSE(fs::exists(base_ + "/s/.tmp"));
 }
 
 TEST_F(QuantPipeline, ReportTotalsAgreeWithTheFiles) {
@@ -301,6 +307,31 @@ TEST_F(QuantPipeline, CliQuantizesAndRefusesCalibratedMethodsWithoutData) {
   auto dry = testing::RunCli("quantize --model " + base_ + "/src --dry-run");
   EXPECT_EQ(dry.exit_code, 0) << dry.err;
   EXPECT_NE(dry.out.find("w2g64"), std::string::npos) << dry.out;
+}
+
+TEST(QuantProgressBar, LineShowsFractionElapsedAndEta) {
+  FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  ProgressBar bar("quantize", 200, f);
+  EXPECT_EQ(bar.Line(50, 10.0, "7/9 w"), "quantize [######..................]  25%  10s elapsed, ETA 30s  7/9 w");
+  EXPECT_EQ(bar.Line(0, 0.0, ""), "quantize [........................]   0%  0s elapsed, ETA --");
+  EXPECT_EQ(ProgressBar::FormatDuration(3725), "1h02m");
+  EXPECT_EQ(ProgressBar::FormatDuration(187), "3m07s");
+  // Not a terminal: plain lines, one per decile (or 5 s), none for repeats within a decile.
+  bar.SetInteractive(false);
+  bar.Update(0, "a");
+  bar.Update(5, "b");
+  bar.Update(100, "c");
+  bar.Finish("done");
+  std::rewind(f);
+  std::string text;
+  char buf[256];
+  while (std::fgets(buf, sizeof(buf), f) != nullptr) text += buf;
+  std::fclose(f);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3) << text;
+  EXPECT_EQ(text.find('\r'), std::string::npos) << text;
+  EXPECT_NE(text.find(" 50%"), std::string::npos) << text;
+  EXPECT_NE(text.find("quantize: done in 0s, done"), std::string::npos) << text;
 }
 
 }  // namespace
