@@ -4,6 +4,9 @@
 // again with the quantized weights to produce the next block's inputs.
 #include "quant/calib_runner.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -52,6 +55,21 @@ kernels::WeightView RowRange(const kernels::WeightView& w, int64_t first, int64_
 const kernels::WeightView& Pick(const std::vector<kernels::WeightView>& replace, size_t i,
                                 const kernels::WeightView& loaded) {
   return replace[i].data != nullptr ? replace[i] : loaded;
+}
+
+// Releases the resident pages of a mapped weight once its block is done: the
+// walk reads every layer once, and without this the whole mapped checkpoint
+// would end up counted in the process's resident set. The mapping is
+// read-only and file-backed, so a later read faults the pages back in.
+// Only ranges of the checkpoint's own mapping are dropped (never heap memory).
+void DropPages(const Checkpoint& checkpoint, const std::string& name) {
+  auto t = checkpoint.Get(name);
+  if (!t.ok() || t->nbytes() == 0) return;
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t->data());
+  const uintptr_t b = begin / page * page;
+  const uintptr_t e = (begin + t->nbytes() + page - 1) / page * page;
+  madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
 bool AnyReplaced(const std::vector<kernels::WeightView>& replace) {
@@ -481,6 +499,7 @@ Status CalibWalk::Finish(const std::vector<kernels::WeightView>& replace) {
       break;
     case WalkStage::kDone: return Internal("calibration walk: Finish after the end");
   }
+  for (const CalibTensor& t : s.block.tensors) DropPages(s.model.checkpoint, t.name);
   s.block = CalibBlock{};  // frees the statistics
   return Status::Ok();
 }
