@@ -80,6 +80,21 @@ HWY_INLINE hn::Vec<D16> Codes16() { return hn::Iota(D16(), 0.0f); }
 #define BITLENS_A16_TABLE 0
 #endif
 
+// 8-lane table decode of 2-bit codes (AVX2 and AVX-512): vpermps on 256 bits
+// reads the low three index bits, so code bytes shifted by 2·p index a table
+// holding the weight of code j & 3 in lane j.
+#undef BITLENS_A16_TABLE8
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+#define BITLENS_A16_TABLE8 1
+using D8 = hn::FixedTag<float, 8>;
+using U8 = hn::FixedTag<uint32_t, 8>;
+HWY_INLINE hn::Vec<D8> Lookup8(hn::Vec<D8> table, hn::Vec<U8> idx) {
+  return hn::Vec<D8>{_mm256_permutevar8x32_ps(table.raw, idx.raw)};
+}
+#else
+#define BITLENS_A16_TABLE8 0
+#endif
+
 template <class D>
 HWY_INLINE hn::Vec<D> HalfToVec(D d, uint16_t bits) {
   const hn::Rebind<uint16_t, D> du16;
@@ -110,6 +125,8 @@ struct GroupCodec {
   static constexpr uint32_t kMask = (1u << kBits) - 1;
   // The table decode needs whole 16-byte runs of a plane.
   static constexpr bool kTable = BITLENS_A16_TABLE && kPlaneBytes % 16 == 0;
+  // Otherwise 2-bit codes take the 8-lane table where there is one.
+  static constexpr bool kTable8 = BITLENS_A16_TABLE8 && !kTable && kBits == 2 && kPlaneBytes % 8 == 0;
 
   static float RowScale(const uint8_t*) { return 1.0f; }
 
@@ -273,6 +290,21 @@ HWY_INLINE void GroupBlockDot(D d, const uint8_t* HWY_RESTRICT blk, const float*
     return;
   }
 #endif
+#if BITLENS_A16_TABLE8
+  if constexpr (C::kTable8) {
+    const hn::RebindToSigned<U8> di;
+    const V table = hn::MulAdd(hn::ConvertTo(d, hn::BitCast(di, hn::And(hn::Iota(U8(), 0), hn::Set(U8(), 3u)))),
+                               scale, offset);
+    for (int64_t j = 0; j < P; j += 8) {
+      const auto u = hn::PromoteTo(U8(), hn::LoadU(hn::FixedTag<uint8_t, 8>(), q + j));
+      r0 = hn::MulAdd(hn::LoadU(d, xb + j), Lookup8(table, u), r0);
+      r1 = hn::MulAdd(hn::LoadU(d, xb + P + j), Lookup8(table, hn::ShiftRight<2>(u)), r1);
+      r2 = hn::MulAdd(hn::LoadU(d, xb + 2 * P + j), Lookup8(table, hn::ShiftRight<4>(u)), r2);
+      r3 = hn::MulAdd(hn::LoadU(d, xb + 3 * P + j), Lookup8(table, hn::ShiftRight<6>(u)), r3);
+    }
+    return;
+  }
+#endif
   const hn::RebindToUnsigned<D> du;
   const hn::Rebind<uint8_t, D> d8;
   for (int64_t j = 0; j < P; j += N) {
@@ -303,7 +335,9 @@ template <class C>
 HWY_INLINE float GroupDot(const float* HWY_RESTRICT x, int64_t k, const uint8_t* HWY_RESTRICT row) {
   constexpr int64_t G = C::kBlockWeights;
 #if BITLENS_A16_TABLE
-  using D = std::conditional_t<C::kTable, D16, hn::CappedTag<float, C::kPlaneBytes>>;
+  using D = std::conditional_t<C::kTable, D16, std::conditional_t<C::kTable8, D8, hn::CappedTag<float, C::kPlaneBytes>>>;
+#elif BITLENS_A16_TABLE8
+  using D = std::conditional_t<C::kTable8, D8, hn::CappedTag<float, C::kPlaneBytes>>;
 #else
   using D = hn::CappedTag<float, C::kPlaneBytes>;
 #endif
@@ -604,6 +638,52 @@ struct T1Codec {
   }
 };
 
+#if BITLENS_A16_TABLE
+// Σ x·w over one t1 row, weights in registers. Digits of a byte come out one
+// after another: with top_0 = byte, t_p = (3·top_p) >> 8 and top_{p+1} =
+// (3·top_p) mod 256 (the formats.h rule, byte·3^p mod 256 built up). A trit
+// indexes the table {−s, 0, s}. Run j (16 bytes) of digit p feeds
+// accumulator (j + p) % 4; the last 16 weights (4 bytes × 4 digits) feed 3.
+HWY_INLINE float T1Dot(const float* HWY_RESTRICT x, int64_t k, const uint8_t* HWY_RESTRICT row) {
+  const D16 d;
+  const U16 du;
+  using V = hn::Vec<D16>;
+  constexpr int64_t G = T1Codec::kBlockWeights, B5 = quant::kT1Bytes5;
+  const int64_t nb = k / G;
+  V acc[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
+  const auto three = hn::Set(du, 3u), low8 = hn::Set(du, 0xFFu);
+  const V iota = hn::Iota(d, 0.0f);
+  // Last 16 weights: lane l is digit l / 4 of byte 48 + l % 4.
+  alignas(64) static constexpr uint32_t kShift[16] = {0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24};
+  alignas(64) static constexpr uint32_t kPow[16] = {1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27};
+  const auto shift4 = hn::Load(du, kShift), pow4 = hn::Load(du, kPow);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* HWY_RESTRICT blk = row + b * T1Codec::kBlockBytes;
+    hwy::Prefetch(blk + kPrefetchBytes);
+    const uint8_t* HWY_RESTRICT q = blk + 2;
+    const float* HWY_RESTRICT xb = x + b * G;
+    const V scale = HalfToVec(d, LoadHalf(blk));
+    const V table = hn::MulAdd(iota, scale, hn::Neg(scale));
+    for (int j = 0; j < 3; ++j) {
+      auto top = LoadBytes16(q + 16 * j);
+      for (int p = 0; p < 5; ++p) {
+        const auto m3 = hn::Mul(top, three);
+        top = hn::And(m3, low8);
+        V& a = acc[(j + p) & 3];
+        a = hn::MulAdd(hn::LoadU(d, xb + B5 * p + 16 * j), Lookup16(table, hn::ShiftRight<8>(m3)), a);
+      }
+    }
+    uint32_t last4;
+    std::memcpy(&last4, q + B5, 4);
+    const auto bytes = hn::And(hn::Shr(hn::Set(du, last4), shift4), low8);
+    const auto top = hn::And(hn::Mul(bytes, pow4), low8);
+    acc[3] = hn::MulAdd(hn::LoadU(d, xb + 5 * B5), Lookup16(table, hn::ShiftRight<8>(hn::Mul(top, three))), acc[3]);
+  }
+  const V sum = hn::Add(hn::Add(acc[0], acc[1]), hn::Add(acc[2], acc[3]));
+  return hn::GetLane(hn::SumOfLanes(d, sum)) + T1Codec::Tail(row, x, k);
+}
+#endif
+
 // Weights per decoded chunk on the stack (a multiple of every block size).
 constexpr int64_t kChunk = 512;
 
@@ -860,7 +940,11 @@ void A16RowsDispatch(int kernel, const float* x, int64_t m, const uint8_t* w, si
     case A16Kernel::kW3G64:
       return Rows<W3Codec<64>>(StackedDot<W3Codec<64>>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
     case A16Kernel::kT1:
+#if BITLENS_A16_TABLE
+      return Rows<T1Codec>(T1Dot, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+#else
       return Rows<T1Codec>(StackedDot<T1Codec>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+#endif
     case A16Kernel::kNone:
       return;
   }
