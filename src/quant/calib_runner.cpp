@@ -145,6 +145,7 @@ struct CalibWalk::State {
   LayerKv kv;
   RopeTable rope;
   bool fused = false;  // Phi-3's qkv_proj / gate_up_proj
+  int64_t max_len_ = 0;  // longest sample
 
   explicit State(const Model& m) : model(m) {}
 
@@ -154,6 +155,7 @@ struct CalibWalk::State {
   Status ProjectorBlock();
   Status ProjectorFinish(const std::vector<kernels::WeightView>& replace);
   Status StartDecoder();
+  void CarveDecoderBuffers();
   void DecoderBlock();
   Status DecoderRunAll(const DecoderLayerWeights& L, LinearInputTap* tap, bool write_back);
   Status DecoderFinish(const std::vector<kernels::WeightView>& replace);
@@ -274,7 +276,7 @@ Status CalibWalk::State::ProjectorFinish(const std::vector<kernels::WeightView>&
 Status CalibWalk::State::StartDecoder() {
   const Decoder& dec = *model.decoder;
   const TextConfig& c = model.config.text;
-  const int64_t h = c.hidden_size, kvd = dec.kv_dim();
+  const int64_t h = c.hidden_size;
   const int32_t image_id = model.config.is_vlm() ? static_cast<int32_t>(model.config.image_token_index) : -1;
   const int64_t image_rows = model.config.is_vlm() ? model.config.image_seq_length() : 0;
   offset.assign(seqs.size() + 1, 0);
@@ -301,11 +303,8 @@ Status CalibWalk::State::StartDecoder() {
     }
   }
   std::vector<float>().swap(image_embeds);
-  const int64_t threads = static_cast<int64_t>(NumThreads());
-  const size_t buffer_floats = dec.BufferFloats(max_len, max_len, threads);
-  arena.assign(buffer_floats + static_cast<size_t>(2 * max_len * kvd), 0.0f);
-  buf = dec.CarveBuffers(arena.data(), max_len, max_len, threads);
-  kv = LayerKv{arena.data() + buffer_floats, arena.data() + buffer_floats + max_len * kvd};
+  max_len_ = max_len;
+  CarveDecoderBuffers();
   BL_ASSIGN_OR_RETURN(rope, RopeTable::Build(c, max_len));
   fused = model.checkpoint.Has(dec.weights().prefix + "layers.0.self_attn.qkv_proj.weight");
   return Status::Ok();
@@ -338,10 +337,22 @@ void CalibWalk::State::DecoderBlock() {
                          std::vector<float>(L.post_attn_norm.data, L.post_attn_norm.data + h), {}, 2});
 }
 
+// One sample's forward buffers and K/V, sized for the current thread count
+// (the caller may resize the pool after the walk starts).
+void CalibWalk::State::CarveDecoderBuffers() {
+  const Decoder& dec = *model.decoder;
+  const int64_t threads = static_cast<int64_t>(NumThreads()), kvd = dec.kv_dim();
+  const size_t buffer_floats = dec.BufferFloats(max_len_, max_len_, threads);
+  arena.assign(buffer_floats + static_cast<size_t>(2 * max_len_ * kvd), 0.0f);
+  buf = dec.CarveBuffers(arena.data(), max_len_, max_len_, threads);
+  kv = LayerKv{arena.data() + buffer_floats, arena.data() + buffer_floats + max_len_ * kvd};
+}
+
 // Runs `L` over every sample's rows (copied into the forward buffer);
 // write_back stores the layer's output as the next layer's input.
 Status CalibWalk::State::DecoderRunAll(const DecoderLayerWeights& L, LinearInputTap* tap, bool write_back) {
   const int64_t h = model.config.text.hidden_size;
+  if (static_cast<int64_t>(NumThreads()) > buf.threads) CarveDecoderBuffers();
   for (size_t s = 0; s < seqs.size(); ++s) {
     const int64_t n = offset[s + 1] - offset[s];
     float* rows = hidden.data() + offset[s] * h;
