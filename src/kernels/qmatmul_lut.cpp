@@ -1,7 +1,8 @@
-// kernels/qmatmul_lut: the Highway table kernel for 2-bit plane formats (see
-// qmatmul_lut.h for the result it reproduces bit for bit).
+// kernels/qmatmul_lut: the Highway table kernels for the 2-bit plane formats
+// and t1 (see qmatmul_lut.h for the result they reproduce bit for bit).
 //
-// A tile is 16 code bytes (64 weights) of R = 16·(vector bytes / 16) output
+// t1: 256-entry tables per trit byte (LutT1Rows, below); scalar lookups.
+// 2-bit: a tile is 16 code bytes (64 weights) of R = 16·(vector bytes / 16) output
 // rows: row 16·c + r sits in byte lane r of 128-bit block c. The 16 row
 // vectors are transposed in registers so vector j holds code byte j of every
 // row; its low and high nibbles then index that byte's two 16-entry tables

@@ -147,5 +147,17 @@ TEST(QuantCalibCli, TargetBpwPlansTheLayersWithinTheBudget) {
   EXPECT_FALSE(std::filesystem::exists(f.dir + "/y"));
 }
 
+TEST(QuantCalibCli, TextOnlyCalibrationWithMoreThreadsThanCores) {
+  // The walk starts (and sizes its buffers) before the pipeline sets --threads.
+  const std::string dir = testing::ScratchDir();
+  auto synth = testing::RunCli("synth --family llama --preset tiny -o " + dir + "/llama");
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  std::ofstream(dir + "/text.jsonl") << "{\"prompt\": \"hello there\"}\n{\"prompt\": \"a b c d\", \"answer\": \"e f\"}\n";
+  auto q = testing::RunCli("quantize --model " + dir + "/llama -o " + dir + "/out --method gptq --calib " + dir +
+                           "/text.jsonl --threads 7");
+  EXPECT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_NE(q.out.find("calibration: 2 samples (0 with images)"), std::string::npos) << q.out;
+}
+
 }  // namespace
 }  // namespace bitlens

@@ -142,6 +142,7 @@ Status RunQuantize(const QuantizeFlags& flags) {
                 mixed.plan.bpw(), (unsigned long long)mixed.plan.bytes, (unsigned long long)mixed.plan.budget_bytes);
   }
   std::unique_ptr<quant::TensorQuantizer> quantizer;
+  const quant::CalibratedQuantizer* calibrated_quantizer = nullptr;
   if (calibrated) {
     quant::CalibQuantizeOptions q;
     std::string base = flags.method;
@@ -154,6 +155,7 @@ Status RunQuantize(const QuantizeFlags& flags) {
     q.method = *m;
     BL_ASSIGN_OR_RETURN(std::unique_ptr<quant::CalibratedQuantizer> cq,
                         quant::CalibratedQuantizer::Create(o.model_dir, samples, calib, q));
+    calibrated_quantizer = cq.get();
     quantizer = std::move(cq);
   } else {
     BL_ASSIGN_OR_RETURN(quantizer, quant::MakeCalibrationFreeQuantizer(flags.method));
@@ -182,6 +184,13 @@ Status RunQuantize(const QuantizeFlags& flags) {
     return result.status();
   }
   if (bar) bar->Finish(std::to_string(result->tensors.size()) + " tensors");
+  if (calibrated_quantizer != nullptr) {
+    const quant::CalibSummary& c = calibrated_quantizer->summary();
+    std::printf("calibration: %lld samples (%lld with images), %lld tokens, hidden states %.1f MiB, "
+                "largest block statistics %.1f MiB, %lld blocks\n",
+                (long long)c.samples, (long long)c.images, (long long)c.tokens, c.hidden_bytes / 1048576.0,
+                c.peak_stats_bytes / 1048576.0, (long long)c.blocks);
+  }
   std::printf("wrote %s (%s, method %s)\n%s\nreport: %s/report.html\n", result->output_dir.c_str(),
               HumanBytes(result->bytes_written).c_str(), result->method.c_str(),
               quant::ReportSummaryLine(*result).c_str(), result->output_dir.c_str());
