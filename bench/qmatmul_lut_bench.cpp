@@ -25,7 +25,7 @@ enum Path { kA16 = 0, kA8 = 1, kLut = 2 };
 const char* PathName(int p) { return p == kA16 ? "a16" : p == kA8 ? "a8" : "lut"; }
 
 const std::vector<std::string>& BenchFormats() {
-  static const std::vector<std::string> names = {"w2g32", "w2g64", "w2g128", "w2sg64", "w2g32dq", "w2g64dq", "t1", "w4g32"};
+  static const std::vector<std::string> names = {"w2g32", "w2g64", "w2g128", "w2sg64", "w2g32dq", "w2g64dq", "t1", "w4g32", "w3g64", "w8"};
   return names;
 }
 
@@ -92,6 +92,39 @@ void QGemvArgs(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_QGemv)->Apply(QGemvArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Prefill GEMM, m = 64 rows of x: args format index, path (a16 or a8), threads.
+void BM_QGemmPrefill(benchmark::State& state) {
+  const std::string& name = BenchFormats()[static_cast<size_t>(state.range(0))];
+  const int path = static_cast<int>(state.range(1));
+  const int64_t m = 64, n = 3072, k = 3072;
+  Result<const quant::FormatInfo*> f = quant::FindFormat(name);
+  if (!f.ok()) {
+    state.SkipWithError(("format " + name + " is not in the table").c_str());
+    return;
+  }
+  SetNumThreads(static_cast<size_t>(state.range(2)));
+  const std::vector<uint8_t>& w = Packed(**f, n, k);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n));
+  for (float& v : x) v = nd(rng);
+  for (auto _ : state) {
+    if (path == kA16) {
+      kernels::QMatMul(x.data(), m, **f, w.data(), n, k, nullptr, y.data());
+    } else {
+      kernels::QMatMulA8Dots(x.data(), m, **f, w.data(), n, k, nullptr, y.data());
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(name + " " + PathName(path) + " m=64 3072x3072 t" + std::to_string(state.range(2)));
+}
+BENCHMARK(BM_QGemmPrefill)
+    ->ArgsProduct({{1, 4}, {kA16, kA8}, {1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace bitlens

@@ -30,7 +30,7 @@ bool ParseQActivations(std::string_view name, QActivations* a);
 // than 31 neighbours (measured in docs/kernels.md, "W2A8").
 constexpr int kA8Block = 32;
 // Longest row the int8 path takes: the quantized activations live in a fixed
-// stack buffer of kA8MaxK bytes (plus 8 bytes per block) on the calling
+// stack buffer of kA8MaxK bytes (plus 12 bytes per block) on the calling
 // thread, so nothing is allocated. Longer rows use the f32 path.
 constexpr int64_t kA8MaxK = 32768;
 

@@ -1,7 +1,8 @@
-// kernels/qmatmul_lut: the Highway table kernel for 2-bit plane formats (see
-// qmatmul_lut.h for the result it reproduces bit for bit).
+// kernels/qmatmul_lut: the Highway table kernels for the 2-bit plane formats
+// and t1 (see qmatmul_lut.h for the result they reproduce bit for bit).
 //
-// A tile is 16 code bytes (64 weights) of R = 16·(vector bytes / 16) output
+// t1: 256-entry tables per trit byte (LutT1Rows, below); scalar lookups.
+// 2-bit: a tile is 16 code bytes (64 weights) of R = 16·(vector bytes / 16) output
 // rows: row 16·c + r sits in byte lane r of 128-bit block c. The 16 row
 // vectors are transposed in registers so vector j holds code byte j of every
 // row; its low and high nibbles then index that byte's two 16-entry tables
@@ -170,16 +171,34 @@ HWY_INLINE hn::Vec<hn::Full128<uint8_t>> LoadPiece(const uint8_t* p, bool second
   }
 }
 
-// A vector whose 128-bit block c holds the piece of row pointer rows[16·c].
+// A vector whose 128-bit block c holds the piece of tile row 16·c + r, at
+// base + row·stride; rows past `last` (a partial tile) read row `last`.
 template <int G, int H, class D>
-HWY_INLINE hn::Vec<D> LoadRows(D d, const uint8_t* const* rows, bool second) {
+HWY_INLINE hn::Vec<D> LoadRows(D d, const uint8_t* base, size_t stride, int r, int last, bool second) {
   if constexpr (hn::MaxLanes(D()) <= 16) {
     (void)d;
-    return LoadPiece<G, H>(rows[0], second);
+    return LoadPiece<G, H>(base + static_cast<size_t>(std::min(r, last)) * stride, second);
+  } else {
+    const hn::Half<D> dh;
+    constexpr int kHalfRows = static_cast<int>(hn::MaxLanes(D()) / 2);
+    return hn::Combine(d, LoadRows<G, H>(dh, base, stride, r + kHalfRows, last, second),
+                       LoadRows<G, H>(dh, base, stride, r, last, second));
+  }
+}
+
+// The same for a full tile: block c of row r's vector is at p + c·step
+// (p = row r's piece, step = 16 rows).
+template <int G, int H, class D>
+HWY_INLINE hn::Vec<D> LoadRowsFull(D d, const uint8_t* p, size_t step, bool second) {
+  if constexpr (hn::MaxLanes(D()) <= 16) {
+    (void)d;
+    (void)step;
+    return LoadPiece<G, H>(p, second);
   } else {
     const hn::Half<D> dh;
     constexpr size_t kHalfBlocks = hn::MaxLanes(D()) / 32;
-    return hn::Combine(d, LoadRows<G, H>(dh, rows + 16 * kHalfBlocks, second), LoadRows<G, H>(dh, rows, second));
+    return hn::Combine(d, LoadRowsFull<G, H>(dh, p + kHalfBlocks * step, step, second),
+                       LoadRowsFull<G, H>(dh, p, step, second));
   }
 }
 
@@ -224,18 +243,6 @@ HWY_INLINE int PermRow(int v, int i, int l16) {
   return 16 * (l / 8) + (v >= 2 ? 8 : 0) + l % 8;
 }
 
-// f16 bits in the low half of i32 lanes (upper half zero) -> f32, exact for
-// every finite value: the exponent/mantissa bits moved to f32 positions give
-// the value times 2^-112 (subnormals included), so one multiply by 2^112.
-template <class DF, class VI>
-HWY_INLINE hn::Vec<DF> HalfBitsToFloat(DF df, VI h) {
-  const hn::RebindToSigned<DF> di;
-  const auto sign = hn::ShiftLeft<16>(hn::And(h, hn::Set(di, 0x8000)));
-  const auto mag = hn::Mul(hn::BitCast(df, hn::ShiftLeft<13>(hn::And(h, hn::Set(di, 0x7FFF)))),
-                           hn::Set(df, 5.192296858534828e+33f));  // 2^112
-  return hn::BitCast(df, hn::Or(hn::BitCast(di, mag), sign));
-}
-
 template <int G, bool kStretched>
 void LutRows(const ARow& a, const uint8_t* w, size_t row_bytes, int64_t ng, int64_t o_begin, int64_t o_end,
              const float* bias, float* y) {
@@ -246,7 +253,9 @@ void LutRows(const ARow& a, const uint8_t* w, size_t row_bytes, int64_t ng, int6
   const hn::Half<decltype(d16)> dh16;
   const hn::Rebind<int32_t, decltype(dh16)> d32;
   const hn::Rebind<float, decltype(dh16)> df;
-  const hn::RebindToUnsigned<decltype(d32)> du32;
+  const hn::Repartition<uint16_t, decltype(d32)> du16;
+  const hn::Half<decltype(du16)> dh16u;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dhf;
   constexpr int R = static_cast<int>(hn::MaxLanes(D8()));
   const int l16 = R / 2, lf = R / 4;
   alignas(64) uint8_t tables[lut::kChunk / 4 * lut::kTableBytesPerCode];
@@ -264,8 +273,6 @@ void LutRows(const ARow& a, const uint8_t* w, size_t row_bytes, int64_t ng, int6
     BuildTables<G>(a.xq + g0 * G, n_codes, tables);
     for (int64_t o0 = o_begin; o0 < o_end; o0 += R) {
       const int valid = static_cast<int>(std::min<int64_t>(R, o_end - o0));
-      const uint8_t* rows[R];
-      for (int r = 0; r < R; ++r) rows[r] = r < valid ? w + (o0 + r) * row_bytes : nullptr;
       hn::Vec<decltype(df)> s[4];
       hn::Vec<decltype(d32)> offsets[4];  // byte offsets of the lanes' rows (invalid rows read row 0)
       for (int v = 0; v < 4; ++v) {
@@ -291,15 +298,27 @@ void LutRows(const ARow& a, const uint8_t* w, size_t row_bytes, int64_t ng, int6
           }
         }
         // Each row's first 4 block bytes (f16 scale, then f16 min or codes),
-        // gathered for the rows of every lane.
+        // gathered for the rows of every lane; f16 -> f32 is exact.
         const int32_t* base = reinterpret_cast<const int32_t*>(w + o0 * row_bytes + static_cast<size_t>(gabs) * (H + Q));
         const auto sx = hn::Set(df, a.sxg[gabs]);
-        for (int v = 0; v < 4; ++v) {
-          const auto words = hn::GatherOffset(d32, base, offsets[v]);
-          const auto scale = HalfBitsToFloat(df, hn::And(words, hn::Set(d32, 0xFFFF)));
-          const auto offset = kStretched ? hn::Mul(hn::Set(df, -1.5f), scale)
-                                         : HalfBitsToFloat(df, hn::BitCast(d32, hn::ShiftRight<16>(hn::BitCast(du32, words))));
-          s[v] = hn::Add(s[v], hn::Add(hn::Mul(scale, accf[v]), hn::Mul(offset, sx)));
+        // Two vectors of words: even u16 lanes are the scales, odd ones the mins.
+        for (int v = 0; v < 4; v += 2) {
+          const auto w0 = hn::BitCast(du16, hn::GatherOffset(d32, base, offsets[v]));
+          const auto w1 = hn::BitCast(du16, hn::GatherOffset(d32, base, offsets[v + 1]));
+          const auto ev = hn::ConcatEven(du16, w1, w0);
+          const auto s0 = hn::PromoteTo(df, hn::BitCast(dhf, hn::LowerHalf(dh16u, ev)));
+          const auto s1 = hn::PromoteTo(df, hn::BitCast(dhf, hn::UpperHalf(dh16u, ev)));
+          hn::Vec<decltype(df)> o0v, o1v;
+          if constexpr (kStretched) {
+            o0v = hn::Mul(hn::Set(df, -1.5f), s0);
+            o1v = hn::Mul(hn::Set(df, -1.5f), s1);
+          } else {
+            const auto od = hn::ConcatOdd(du16, w1, w0);
+            o0v = hn::PromoteTo(df, hn::BitCast(dhf, hn::LowerHalf(dh16u, od)));
+            o1v = hn::PromoteTo(df, hn::BitCast(dhf, hn::UpperHalf(dh16u, od)));
+          }
+          s[v] = hn::Add(s[v], hn::Add(hn::Mul(s0, accf[v]), hn::Mul(o0v, sx)));
+          s[v + 1] = hn::Add(s[v + 1], hn::Add(hn::Mul(s1, accf[v + 1]), hn::Mul(o1v, sx)));
         }
       };
       hn::Vec<decltype(d16)> acc[4];  // [2·block + (rows 0-7 | rows 8-15)]
@@ -310,10 +329,14 @@ void LutRows(const ARow& a, const uint8_t* w, size_t row_bytes, int64_t ng, int6
         const int64_t gfirst = g0 + cb0 / Q;
         const size_t off = static_cast<size_t>(gfirst) * (H + Q) + H + cb0 % Q;
         const bool second = G == 32 && gfirst + 1 < g1;
-        const uint8_t* piece[R];
-        for (int r = 0; r < R; ++r) piece[r] = r < valid ? rows[r] + off : lut::kZeroCodes;
+        const uint8_t* base = w + o0 * row_bytes + off;
         V8 vr[16];
-        for (int r = 0; r < 16; ++r) vr[r] = LoadRows<G, H>(d8, piece + r, second);
+        if (valid == R) {
+          const uint8_t* p = base;
+          for (int r = 0; r < 16; ++r, p += row_bytes) vr[r] = LoadRowsFull<G, H>(d8, p, 16 * row_bytes, second);
+        } else {
+          for (int r = 0; r < 16; ++r) vr[r] = LoadRows<G, H>(d8, base, row_bytes, r, valid - 1, second);
+        }
         Transpose16(d8, vr);
         const uint8_t* tab = tables + cb0 * lut::kTableBytesPerCode;
         for (int j = 0; j < 16; ++j, tab += lut::kTableBytesPerCode) {

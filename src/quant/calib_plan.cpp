@@ -97,4 +97,33 @@ Result<MixedPrecisionPlan> AllocateFormats(const SensitivityTable& table, uint64
   return out;
 }
 
+Result<MixedPrecisionPlan> PlanForTarget(const Model& model, const std::vector<CalibSample>& samples,
+                                         const CalibOptions& calib, const PlanOptions& plan_options,
+                                         std::vector<const FormatInfo*> candidates, double target_bpw,
+                                         uint64_t target_size) {
+  if ((target_bpw > 0) == (target_size > 0)) return InvalidArgument("give one of --target-bpw and --target-size");
+  BL_ASSIGN_OR_RETURN(QuantPlan base, PlanQuantization(model.dir, model.checkpoint, plan_options));
+  std::map<std::string, const PlannedTensor*> packed;
+  for (const PlannedTensor& t : base.tensors) {
+    if (t.packed && t.component != Component::kProjector) packed[t.name] = &t;
+  }
+  auto include = [&](const std::string& name) { return packed.count(name) > 0; };
+  BL_ASSIGN_OR_RETURN(SensitivityTable table, MeasureSensitivity(model, samples, calib, std::move(candidates), include));
+  if (table.tensors.empty()) return InvalidArgument("no quantized layer weights to plan (check --decoder/--vision)");
+  uint64_t budget = 0;
+  if (target_bpw > 0) {
+    budget = BudgetForBpw(target_bpw, table.tensors);
+  } else {
+    uint64_t planned_default = 0;
+    for (const PlanTensor& t : table.tensors) planned_default += packed.at(t.name)->out_bytes;
+    const uint64_t fixed = base.output_bytes - planned_default;
+    if (target_size <= fixed) {
+      return InvalidArgument("--target-size " + std::to_string(target_size) + " bytes leaves nothing for the planned "
+                             "layers: the tensors outside them already take " + std::to_string(fixed) + " bytes");
+    }
+    budget = target_size - fixed;
+  }
+  return AllocateFormats(table, budget);
+}
+
 }  // namespace bitlens::quant

@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "quant/calib_jsonl.h"
 #include "quant/calib_runner.h"
+#include "quant/pipeline_plan.h"
 #include "quant/planner.h"
 #include "quant/sensitivity.h"
 
@@ -48,5 +49,16 @@ struct MixedPrecisionPlan {
 
 // Allocates formats for `table` within budget_bytes (bytes of the planned tensors only).
 Result<MixedPrecisionPlan> AllocateFormats(const SensitivityTable& table, uint64_t budget_bytes);
+
+// The whole --target-bpw / --target-size step for `bitlens quantize`: the
+// tensors `plan_options` packs (except the projector, which keeps its own
+// format) are measured on `samples` and allocated within the budget —
+// target_bpw bits per weight over those tensors, or target_size bytes for the
+// whole output minus the bytes of everything not planned. Exactly one target
+// must be positive. The formats come back as (name, format) overrides.
+Result<MixedPrecisionPlan> PlanForTarget(const Model& model, const std::vector<CalibSample>& samples,
+                                         const CalibOptions& calib, const PlanOptions& plan_options,
+                                         std::vector<const FormatInfo*> candidates, double target_bpw,
+                                         uint64_t target_size);
 
 }  // namespace bitlens::quant

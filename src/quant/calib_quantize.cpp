@@ -31,6 +31,7 @@ Status BlockQuantizer::Quantize(CalibBlock& block, const FormatFor& format_of,
   packed_.clear();
   error_.clear();
   norms_.clear();
+  scaled_.clear();
   const size_t nt = block.tensors.size();
   std::vector<const FormatInfo*> fmt(nt, nullptr);
   std::vector<std::vector<float>> w(nt);  // f32 copies of the tensors quantized here
@@ -43,6 +44,7 @@ Status BlockQuantizer::Quantize(CalibBlock& block, const FormatFor& format_of,
   // Statistics each tensor is quantized against (AWQ rescales them).
   std::vector<LayerStats> scaled(block.inputs.size());
   std::vector<bool> is_scaled(block.inputs.size(), false);
+  std::vector<bool> rescaled(nt, false);  // weights AWQ changed
 
   if (options_.awq) {
     // Inputs whose scale folds into a norm; down_proj's folds into up_proj rows.
@@ -81,7 +83,10 @@ Status BlockQuantizer::Quantize(CalibBlock& block, const FormatFor& format_of,
       AwqResult r;
       BL_TRY(AwqSearchScales(*f, ws, k, block.inputs[input], options_.awq_options, &r));
       const float* s = r.scales.data();
-      for (size_t i : members) ScaleInputChannels(w[i].data(), block.tensors[i].weight.n, k, s);
+      for (size_t i : members) {
+        ScaleInputChannels(w[i].data(), block.tensors[i].weight.n, k, s);
+        rescaled[i] = true;
+      }
       if (norm != nullptr) {
         for (int64_t j = 0; j < k; ++j) norm->weight[j] /= s[j];
         for (size_t j = 0; j < norm->bias.size(); ++j) norm->bias[j] /= s[j];
@@ -93,6 +98,7 @@ Status BlockQuantizer::Quantize(CalibBlock& block, const FormatFor& format_of,
           float* row = w[up].data() + (up_row0 + j) * uk;
           for (int64_t c = 0; c < uk; ++c) row[c] /= s[j];
         }
+        rescaled[up] = true;
       }
       scaled[input] = ScaledStats(block.inputs[input], s);
       is_scaled[input] = true;
@@ -115,9 +121,15 @@ Status BlockQuantizer::Quantize(CalibBlock& block, const FormatFor& format_of,
     if (!st.ok()) return st.WithContext(t.name);
     if (result.rel_output_error >= 0) error_[t.name] = result.rel_output_error;
     replace[i] = {DType::kU8, out.data(), t.weight.n, t.weight.k, fmt[i]};
-    std::vector<float>().swap(w[i]);
+    if (rescaled[i]) scaled_[t.name] = std::move(w[i]);  // the pipeline compares the packed rows with these
+    else std::vector<float>().swap(w[i]);
   }
   return Status::Ok();
+}
+
+const std::vector<float>* BlockQuantizer::Scaled(const std::string& name) const {
+  auto it = scaled_.find(name);
+  return it == scaled_.end() ? nullptr : &it->second;
 }
 
 const std::vector<uint8_t>* BlockQuantizer::Packed(const std::string& name) const {

@@ -46,12 +46,16 @@ class BlockQuantizer {
   std::optional<double> OutputError(const std::string& name) const;
   // Norm weights/biases AWQ changed (f32), by checkpoint name.
   const std::vector<float>* Norm(const std::string& name) const;
+  // The f32 values that were packed when AWQ rescaled a weight (W·diag(s),
+  // up_proj's rows divided by down_proj's scales), by checkpoint name.
+  const std::vector<float>* Scaled(const std::string& name) const;
 
  private:
   CalibQuantizeOptions options_;
   std::map<std::string, std::vector<uint8_t>> packed_;
   std::map<std::string, double> error_;
   std::map<std::string, std::vector<float>> norms_;
+  std::map<std::string, std::vector<float>> scaled_;
 };
 
 // w [n, k] as f32 from a float weight view (F32 / F16 / BF16, not packed).

@@ -4,6 +4,9 @@
 // again with the quantized weights to produce the next block's inputs.
 #include "quant/calib_runner.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -52,6 +55,21 @@ kernels::WeightView RowRange(const kernels::WeightView& w, int64_t first, int64_
 const kernels::WeightView& Pick(const std::vector<kernels::WeightView>& replace, size_t i,
                                 const kernels::WeightView& loaded) {
   return replace[i].data != nullptr ? replace[i] : loaded;
+}
+
+// Releases the resident pages of a mapped weight once its block is done: the
+// walk reads every layer once, and without this the whole mapped checkpoint
+// would end up counted in the process's resident set. The mapping is
+// read-only and file-backed, so a later read faults the pages back in.
+// Only ranges of the checkpoint's own mapping are dropped (never heap memory).
+void DropPages(const Checkpoint& checkpoint, const std::string& name) {
+  auto t = checkpoint.Get(name);
+  if (!t.ok() || t->nbytes() == 0) return;
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t->data());
+  const uintptr_t b = begin / page * page;
+  const uintptr_t e = (begin + t->nbytes() + page - 1) / page * page;
+  madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
 bool AnyReplaced(const std::vector<kernels::WeightView>& replace) {
@@ -127,6 +145,7 @@ struct CalibWalk::State {
   LayerKv kv;
   RopeTable rope;
   bool fused = false;  // Phi-3's qkv_proj / gate_up_proj
+  int64_t max_len_ = 0;  // longest sample
 
   explicit State(const Model& m) : model(m) {}
 
@@ -136,6 +155,7 @@ struct CalibWalk::State {
   Status ProjectorBlock();
   Status ProjectorFinish(const std::vector<kernels::WeightView>& replace);
   Status StartDecoder();
+  void CarveDecoderBuffers();
   void DecoderBlock();
   Status DecoderRunAll(const DecoderLayerWeights& L, LinearInputTap* tap, bool write_back);
   Status DecoderFinish(const std::vector<kernels::WeightView>& replace);
@@ -256,7 +276,7 @@ Status CalibWalk::State::ProjectorFinish(const std::vector<kernels::WeightView>&
 Status CalibWalk::State::StartDecoder() {
   const Decoder& dec = *model.decoder;
   const TextConfig& c = model.config.text;
-  const int64_t h = c.hidden_size, kvd = dec.kv_dim();
+  const int64_t h = c.hidden_size;
   const int32_t image_id = model.config.is_vlm() ? static_cast<int32_t>(model.config.image_token_index) : -1;
   const int64_t image_rows = model.config.is_vlm() ? model.config.image_seq_length() : 0;
   offset.assign(seqs.size() + 1, 0);
@@ -283,11 +303,8 @@ Status CalibWalk::State::StartDecoder() {
     }
   }
   std::vector<float>().swap(image_embeds);
-  const int64_t threads = static_cast<int64_t>(NumThreads());
-  const size_t buffer_floats = dec.BufferFloats(max_len, max_len, threads);
-  arena.assign(buffer_floats + static_cast<size_t>(2 * max_len * kvd), 0.0f);
-  buf = dec.CarveBuffers(arena.data(), max_len, max_len, threads);
-  kv = LayerKv{arena.data() + buffer_floats, arena.data() + buffer_floats + max_len * kvd};
+  max_len_ = max_len;
+  CarveDecoderBuffers();
   BL_ASSIGN_OR_RETURN(rope, RopeTable::Build(c, max_len));
   fused = model.checkpoint.Has(dec.weights().prefix + "layers.0.self_attn.qkv_proj.weight");
   return Status::Ok();
@@ -320,10 +337,22 @@ void CalibWalk::State::DecoderBlock() {
                          std::vector<float>(L.post_attn_norm.data, L.post_attn_norm.data + h), {}, 2});
 }
 
+// One sample's forward buffers and K/V, sized for the current thread count
+// (the caller may resize the pool after the walk starts).
+void CalibWalk::State::CarveDecoderBuffers() {
+  const Decoder& dec = *model.decoder;
+  const int64_t threads = static_cast<int64_t>(NumThreads()), kvd = dec.kv_dim();
+  const size_t buffer_floats = dec.BufferFloats(max_len_, max_len_, threads);
+  arena.assign(buffer_floats + static_cast<size_t>(2 * max_len_ * kvd), 0.0f);
+  buf = dec.CarveBuffers(arena.data(), max_len_, max_len_, threads);
+  kv = LayerKv{arena.data() + buffer_floats, arena.data() + buffer_floats + max_len_ * kvd};
+}
+
 // Runs `L` over every sample's rows (copied into the forward buffer);
 // write_back stores the layer's output as the next layer's input.
 Status CalibWalk::State::DecoderRunAll(const DecoderLayerWeights& L, LinearInputTap* tap, bool write_back) {
   const int64_t h = model.config.text.hidden_size;
+  if (static_cast<int64_t>(NumThreads()) > buf.threads) CarveDecoderBuffers();
   for (size_t s = 0; s < seqs.size(); ++s) {
     const int64_t n = offset[s + 1] - offset[s];
     float* rows = hidden.data() + offset[s] * h;
@@ -412,6 +441,16 @@ CalibWalk::CalibWalk(std::unique_ptr<State> s) : s_(std::move(s)) {}
 CalibWalk::~CalibWalk() = default;
 const CalibSummary& CalibWalk::summary() const { return s_->sum; }
 
+bool CalibWalk::NextIs(CalibComponent component, int64_t layer) const {
+  switch (s_->stage) {
+    case WalkStage::kVision: return component == CalibComponent::kVision && layer == s_->layer;
+    case WalkStage::kProjector: return component == CalibComponent::kProjector;
+    case WalkStage::kDecoder: return component == CalibComponent::kDecoder && layer == s_->layer;
+    case WalkStage::kDone: return false;
+  }
+  return false;
+}
+
 Result<std::unique_ptr<CalibWalk>> CalibWalk::Start(const Model& model, const std::vector<CalibSample>& samples,
                                                     const CalibOptions& options) {
   if (!model.decoder) return InvalidArgument("the model has no decoder");
@@ -471,6 +510,7 @@ Status CalibWalk::Finish(const std::vector<kernels::WeightView>& replace) {
       break;
     case WalkStage::kDone: return Internal("calibration walk: Finish after the end");
   }
+  for (const CalibTensor& t : s.block.tensors) DropPages(s.model.checkpoint, t.name);
   s.block = CalibBlock{};  // frees the statistics
   return Status::Ok();
 }

@@ -114,6 +114,8 @@ class CalibWalk {
   ~CalibWalk();
   Result<CalibBlock*> Next();
   Status Finish(const std::vector<kernels::WeightView>& replace);
+  // Whether the block Next() would return is (component, layer); false at the end.
+  bool NextIs(CalibComponent component, int64_t layer) const;
   const CalibSummary& summary() const;
 
  private:

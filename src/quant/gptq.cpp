@@ -8,6 +8,7 @@
 
 #include "base/thread_pool.h"
 #include "quant/grid.h"
+#include "quant/ternary.h"
 
 // LAPACK from OpenBLAS (no LAPACKE header is installed). Column-major; the
 // trailing arguments are the Fortran lengths of the character flags.
@@ -99,6 +100,25 @@ Status GptqQuantize(const FormatInfo& f, const float* w, int64_t n, int64_t k,
   const int64_t bw = BatchWidth(go.block_size, unit, k);
   const size_t row_bytes = RowBytes(f, k);
 
+  // Per-input weights of the grid choice: H_ii (plus a trace-relative floor so
+  // that a group of dead inputs falls back to the unweighted error).
+  std::vector<float> diag;
+  if (go.weighted_grids) {
+    diag.resize(static_cast<size_t>(k));
+    double mean = 0.0;
+    for (int64_t i = 0; i < k; ++i) mean += stats.Xtx(i, i);
+    mean /= static_cast<double>(k);
+    for (int64_t i = 0; i < k; ++i) diag[i] = stats.Xtx(i, i) + static_cast<float>(1e-6 * mean);
+  }
+  // Grids of w[len] starting at input column c0 (in original order).
+  const auto choose = [&](const float* wslice, int64_t c0, int64_t len, GroupGrid* out_grids) {
+    ChooseGrids(f, options.grid, options.hqq, wslice, len, out_grids);
+    if (go.weighted_grids) {
+      std::vector<GroupGrid> base(out_grids, out_grids + NumGroups(f, len));
+      DiagWeightedRowGrids(f, wslice, diag.data() + c0, len, base.data(), out_grids);
+    }
+  };
+
   // Working weights in quantization order (columns permuted under act_order).
   std::vector<float> wp(static_cast<size_t>(n * k));
   std::vector<GroupGrid> grids(static_cast<size_t>(n * groups));
@@ -113,7 +133,7 @@ Status GptqQuantize(const FormatInfo& f, const float* w, int64_t n, int64_t k,
       } else {
         for (int64_t i = 0; i < k; ++i) dst[i] = src[perm[static_cast<size_t>(i)]];
       }
-      if (static_grids) ChooseGrids(f, options.grid, options.hqq, src, k, &grids[r * groups]);
+      if (static_grids) choose(src, 0, k, &grids[r * groups]);
     }
   });
 
@@ -128,8 +148,7 @@ Status GptqQuantize(const FormatInfo& f, const float* w, int64_t n, int64_t k,
         uint8_t* cr = &codes[r * k];
         for (int64_t i = b0; i < b1; ++i) {
           if (!static_grids && i % unit == 0) {
-            ChooseGrids(f, options.grid, options.hqq, wr + i, std::min(unit, k - i),
-                        gr + GroupOf(f, i));
+            choose(wr + i, i, std::min(unit, k - i), gr + GroupOf(f, i));
           }
           const int64_t col = perm.empty() ? i : perm[static_cast<size_t>(i)];
           const GroupGrid& g = gr[GroupOf(f, col)];

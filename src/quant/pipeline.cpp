@@ -375,7 +375,8 @@ Result<PipelineResult> QuantizeCheckpoint(const PipelineOptions& options) {
   if (options.output_dir.empty()) return InvalidArgument("quantize needs an output directory (-o OUT)");
   std::error_code ec;
   if (!fs::is_directory(options.model_dir, ec)) return NotFound(options.model_dir + ": not a model directory");
-  const fs::path out = fs::path(options.output_dir).lexically_normal();
+  fs::path out = fs::path(options.output_dir).lexically_normal();
+  if (out.has_parent_path() && out.filename().empty()) out = out.parent_path();  // "OUT/" -> "OUT"
   if (fs::exists(out, ec) && fs::equivalent(out, options.model_dir, ec)) {
     return InvalidArgument(options.output_dir + ": the output directory is the source model");
   }

@@ -75,6 +75,57 @@ GroupGrid RefineGroup(const GroupGrid& start, const GridFamily& fam, const float
   return best;
 }
 
+double WeightedGroupError(const GroupGrid& g, int qmax, const float* w, const float* d,
+                          int64_t len) {
+  double e = 0.0;
+  for (int64_t i = 0; i < len; ++i) {
+    const double r = double(w[i]) - GridValue(g, NearestCode(g, qmax, w[i]));
+    e += d[i] * r * r;
+  }
+  return e;
+}
+
+// The same error for scoring many candidate grids: codes rounded in f32 with
+// the 1.5·2^23 trick (ties to even, vectorizable without SSE4.1). It may pick
+// a different code than NearestCode on exact ties only.
+double WeightedGroupErrorFast(const GroupGrid& g, int qmax, const float* w, const float* d,
+                              int64_t len) {
+  const float inv = 1.0f / g.scale, top = static_cast<float>(qmax);
+  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23
+  float acc[8] = {};  // 8 independent partial sums so the loop vectorizes
+  int64_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    for (int j = 0; j < 8; ++j) {
+      float t = (w[i + j] - g.offset) * inv;
+      t = std::min(std::max(t, 0.0f), top);
+      t = (t + kMagic) - kMagic;
+      const float r = w[i + j] - (g.offset + g.scale * t);
+      acc[j] += d[i + j] * r * r;
+    }
+  }
+  double e = 0.0;
+  for (float a : acc) e += a;
+  for (; i < len; ++i) {
+    float t = (w[i] - g.offset) * inv;
+    t = std::min(std::max(t, 0.0f), top);
+    t = (t + kMagic) - kMagic;
+    const float r = w[i] - (g.offset + g.scale * t);
+    e += d[i] * r * r;
+  }
+  return e;
+}
+
+double WeightedSliceError(const FormatInfo& f, const float* w, const float* d, int64_t len,
+                          const GroupGrid* grids) {
+  const int qmax = QMax(f);
+  const int64_t gs = f.group_size > 0 ? f.group_size : len;
+  double e = 0.0;
+  for (int64_t g = 0; g * gs < len; ++g) {
+    e += WeightedGroupError(grids[g], qmax, w + g * gs, d + g * gs, std::min(gs, len - g * gs));
+  }
+  return e;
+}
+
 }  // namespace
 
 GridFamily FormatGridFamily(const FormatInfo& f) {
@@ -131,6 +182,53 @@ void RefinedRowGrids(const FormatInfo& f, const float* w, int64_t len, GroupGrid
     if (SliceSquaredError(f, w + u0, ul, &clip[static_cast<size_t>(g0)]) <
         SliceSquaredError(f, w + u0, ul, grids + g0)) {
       std::copy(clip.begin() + g0, clip.begin() + g0 + ng, grids + g0);
+    }
+  }
+}
+
+}  // namespace bitlens::quant
+
+namespace bitlens::quant {
+
+void DiagWeightedRowGrids(const FormatInfo& f, const float* w, const float* d, int64_t len,
+                          const GroupGrid* base, GroupGrid* grids) {
+  const GridFamily fam = FormatGridFamily(f);
+  const int qmax = fam.qmax;
+  const int64_t groups = NumGroups(f, len);
+  const int64_t gs = f.group_size > 0 ? f.group_size : len;
+  for (int64_t g = 0; g < groups; ++g) {
+    const float* x = w + g * gs;
+    const float* dx = d + g * gs;
+    const int64_t n = std::min(gs, len - g * gs);
+    const auto [lo_it, hi_it] = std::minmax_element(x, x + n);
+    const float lo = *lo_it, hi = *hi_it;
+    const float amax = std::max(std::fabs(lo), std::fabs(hi));
+    const float mid = 0.5f * (lo + hi), half = 0.5f * (hi - lo);
+    GroupGrid best = base[g];
+    double best_e = best.scale > 0.0f ? WeightedGroupErrorFast(best, qmax, x, dx, n) : INFINITY;
+    for (const float p : ClipShrinkGrid()) {
+      GroupGrid c;
+      if (fam.symmetric()) {
+        c.scale = p * amax / (static_cast<float>(qmax) - fam.center);
+        c.offset = -fam.center * c.scale;
+      } else {
+        c.scale = 2.0f * p * half / static_cast<float>(qmax);
+        c.offset = mid - p * half;
+      }
+      if (!(c.scale > 0.0f)) continue;
+      const double e = WeightedGroupErrorFast(c, qmax, x, dx, n);
+      if (e < best_e) best_e = e, best = c;
+    }
+    grids[g] = best;
+  }
+  RoundRowGrids(f, len, grids);
+  const int64_t unit = std::min(GridUnit(f, len), len);
+  for (int64_t u0 = 0; u0 < len; u0 += unit) {
+    const int64_t ul = std::min(unit, len - u0), g0 = u0 / gs;
+    const int64_t ng = (ul + gs - 1) / gs;
+    if (WeightedSliceError(f, w + u0, d + u0, ul, base + g0) <
+        WeightedSliceError(f, w + u0, d + u0, ul, grids + g0)) {
+      std::copy(base + g0, base + g0 + ng, grids + g0);
     }
   }
 }

@@ -33,6 +33,15 @@ float OptimalTernaryScale(const float* w, int64_t len);
 // in squared error than the clipping search.
 void RefinedRowGrids(const FormatInfo& f, const float* w, int64_t len, GroupGrid* grids);
 
+// Grids of the row slice w[len] (whole grid units) minimising the weighted
+// error Σ d_i (w_i − ŵ_i)² over the clipping candidates (ranges shrunk 1.00 …
+// 0.30), d ≥ 0 per weight — GPTQ passes d = diag(XᵀX), so the range fits the
+// inputs that carry the most signal. Rounded to the stored precision; per grid
+// unit the result is never worse in that weighted error than `base` (grids of
+// the same slice, already rounded).
+void DiagWeightedRowGrids(const FormatInfo& f, const float* w, const float* d, int64_t len,
+                          const GroupGrid* base, GroupGrid* grids);
+
 // Σ (w − Ŵ)² of the slice w[len] under grids with nearest codes.
 double SliceSquaredError(const FormatInfo& f, const float* w, int64_t len, const GroupGrid* grids);
 

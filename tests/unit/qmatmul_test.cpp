@@ -19,6 +19,7 @@
 #include "kernels/qmatmul.h"
 #include "quant/formats.h"
 #include "quant/grid.h"
+#include "quant/grid.h"
 #include "quant/qmatmul_ref.h"
 #include "quant/rtn.h"
 
@@ -48,51 +49,28 @@ double Gamma(int64_t ops) {
   return ops * u / (1.0 - ops * u);
 }
 
-uint16_t Half(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return h;
-}
-
 // T = Σ_i |x_i| · m_i, where m_i bounds the magnitude of every intermediate
-// either implementation forms for weight i: for group formats |scale|·qmax +
-// |offset| of its group (the reference forms scale·Σx·c and min·Σx, the
-// kernel offset + scale·c), for w8 |scale·q_i|, for f16/bf16 |w_i|. Only
-// i < k counts (a partial last block holds zero codes past k).
+// either implementation forms for weight i: for grid formats |scale|·qmax +
+// |offset| of its group's grid (quant/grid.h; the reference forms scale·Σx·c
+// and offset·Σx, the kernel offset + scale·c), for w8 and f16/bf16 |w_i| (both
+// multiply x by the code or value directly). Only i < k counts (a partial
+// last block holds zero codes past k).
 double TermBound(const FormatInfo& f, const uint8_t* row, const float* x, const float* wq, int64_t k) {
   double t = 0.0;
-  switch (f.encoding) {
-    case ScaleEncoding::kF16ScaleMin:
-    case ScaleEncoding::kF16ScaleStretched: {
-      const int g = f.group_size;
-      const bool stretched = f.encoding == ScaleEncoding::kF16ScaleStretched;
-      for (int64_t i = 0; i < k; ++i) {
-        const uint8_t* blk = row + (i / g) * f.block_bytes;
-        const double scale = std::fabs(F16ToF32(Half(blk)));
-        const double offset = stretched ? 1.5 * scale : std::fabs(F16ToF32(Half(blk + 2)));
-        t += std::fabs(double(x[i])) * (scale * ((1 << f.bits) - 1) + offset);
-      }
-      return t;
-    }
-    case ScaleEncoding::kDoubleQuantScaleMin:
-    case ScaleEncoding::kF16ScaleTernary: {
-      // The groups' grids as stored (quant/grid): |scale|·qmax + |offset|.
-      std::vector<quant::GroupGrid> grids(static_cast<size_t>(quant::NumGroups(f, k)));
-      std::vector<uint8_t> codes(static_cast<size_t>(k));
-      quant::DecodeRow(f, row, k, grids.data(), codes.data());
-      for (int64_t i = 0; i < k; ++i) {
-        const quant::GroupGrid& g = grids[static_cast<size_t>(i / f.group_size)];
-        t += std::fabs(double(x[i])) * (std::fabs(g.scale) * quant::QMax(f) + std::fabs(g.offset));
-      }
-      return t;
-    }
-    case ScaleEncoding::kF32ScalePerRow:
-    case ScaleEncoding::kNone:
-      for (int64_t i = 0; i < k; ++i) t += std::fabs(double(x[i]) * wq[i]);
-      return t;
+  if (f.encoding == ScaleEncoding::kNone || f.encoding == ScaleEncoding::kF32ScalePerRow) {
+    for (int64_t i = 0; i < k; ++i) t += std::fabs(double(x[i]) * wq[i]);
+    return t;
   }
-  ADD_FAILURE() << f.name << ": TermBound does not know this encoding";
-  return 0.0;
+  std::vector<quant::GroupGrid> grids(static_cast<size_t>(quant::NumGroups(f, k)));
+  std::vector<uint8_t> codes(static_cast<size_t>(k));
+  quant::DecodeRow(f, row, k, grids.data(), codes.data());
+  const int64_t g = f.group_size > 0 ? f.group_size : k;
+  const double qmax = quant::QMax(f);
+  for (int64_t i = 0; i < k; ++i) {
+    const quant::GroupGrid& grid = grids[static_cast<size_t>(i / g)];
+    t += std::fabs(double(x[i])) * (std::fabs(double(grid.scale)) * qmax + std::fabs(double(grid.offset)));
+  }
+  return t;
 }
 
 struct Case {
@@ -222,7 +200,8 @@ TEST(QMatMulFast, ResultsDoNotDependOnThreadCount) { ForEachTarget(ResultsDoNotD
 
 // The formats that must not silently fall back to the reference loop.
 TEST(QMatMulFast, KernelsCoverTheTableFormats) {
-  for (const char* name : {"w2g32", "w2g64", "w2g128", "w2sg32", "w2sg64", "w4g32", "w4g64", "w8", "f16", "bf16"}) {
+  for (const char* name : {"w2g32", "w2g64", "w2g128", "w2sg32", "w2sg64", "w2g32dq", "w2g64dq", "w3g32", "w3g64",
+                           "t1", "w4g32", "w4g64", "w8", "f16", "bf16"}) {
     Result<const FormatInfo*> f = quant::FindFormat(name);
     ASSERT_TRUE(f.ok()) << name;
     EXPECT_TRUE(QMatMulHasFastPath(**f)) << name << " has no SIMD path";

@@ -18,6 +18,7 @@
 #include "quant/layer_stats.h"
 #include "quant/quantize_layer.h"
 #include "quant/rtn.h"
+#include "quant/ternary.h"
 #include "quant_algos_testdata.h"
 
 namespace bitlens::quant {
@@ -233,6 +234,48 @@ TEST(QuantGptq, OutputErrorBelowRtnOnCorrelatedActivations) {
   }
 }
 
+// Grids chosen under Σ H_ii (w − ŵ)²: never worse than the base grids in that
+// weighted error (every format), and GPTQ with them is clearly better when a
+// few input channels carry most of the signal.
+TEST(QuantGptq, HessianWeightedGridsHelpWithOutlierChannels) {
+  const int64_t n = 64, k = 512, m = 2048;
+  const std::vector<float> x = CorrelatedActivations(m, k, 4, 20.0f, 23);
+  const std::vector<float> w = NormalWeights(n * k, 0.02f, 24);
+  const LayerStats s = StatsOf(x, k);
+  std::vector<float> d(k);
+  for (int64_t i = 0; i < k; ++i) d[i] = s.Xtx(i, i);
+  for (const FormatInfo& f : AllFormats()) {
+    if (!HasGrid(f)) continue;
+    const int64_t groups = NumGroups(f, k), gs = f.group_size > 0 ? f.group_size : k;
+    std::vector<GroupGrid> base(groups), weighted(groups);
+    for (int64_t r = 0; r < n; ++r) {
+      const float* wr = w.data() + r * k;
+      ChooseGrids(f, GridMethod::kMseClip, HqqOptions{}, wr, k, base.data());
+      DiagWeightedRowGrids(f, wr, d.data(), k, base.data(), weighted.data());
+      double eb = 0.0, ew = 0.0;
+      for (int64_t i = 0; i < k; ++i) {
+        const GroupGrid& b = base[i / gs];
+        const GroupGrid& g = weighted[i / gs];
+        const double rb = wr[i] - GridValue(b, NearestCode(b, QMax(f), wr[i]));
+        const double rw = wr[i] - GridValue(g, NearestCode(g, QMax(f), wr[i]));
+        eb += d[i] * rb * rb;
+        ew += d[i] * rw * rw;
+      }
+      ASSERT_LE(ew, eb * (1 + 1e-9)) << f.name << " row " << r;
+    }
+  }
+  std::printf("  %-9s %14s %14s\n", "format", "gptq unweighted", "gptq weighted");
+  for (const char* name : {"w2g64", "w2g32", "w2sg32", "w2g32dq", "w4g32"}) {
+    const FormatInfo& f = Format(name);
+    QuantizeOptions plain = Grid(GridMethod::kMseClip);
+    plain.gptq.weighted_grids = false;
+    const Quantized a = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, plain);
+    const Quantized b = QuantizeWith(QuantMethod::kGptq, f, w, n, k, &s, Grid(GridMethod::kMseClip));
+    std::printf("  %-9s %14.5f %14.5f\n", name, a.result.rel_output_error, b.result.rel_output_error);
+    EXPECT_LT(b.result.rel_output_error, 0.85 * a.result.rel_output_error) << name;
+  }
+}
+
 // The packed rows decode to the grids and codes GPTQ chose: every dequantized
 // weight is a grid point of its group; also for a ragged k (partial last group).
 TEST(QuantGptq, PackedRowsRoundTripThroughDequantize) {
@@ -352,15 +395,18 @@ TEST(QuantGptqTiming, Phi4MiniMlpShapes) {
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count());
     for (const char* name : {"w2g64"}) {
       const FormatInfo& f = Format(name);
-      for (const QuantMethod method : {QuantMethod::kRtn, QuantMethod::kHqq, QuantMethod::kGptq}) {
+      for (const int variant : {0, 1, 2, 3}) {  // rtn, hqq, gptq, gptq without weighted grids
+        const QuantMethod method =
+            variant == 0 ? QuantMethod::kRtn : variant == 1 ? QuantMethod::kHqq : QuantMethod::kGptq;
         std::vector<uint8_t> out(n * RowBytes(f, k));
         QuantizeOptions o;
+        o.gptq.weighted_grids = variant != 3;
         LinearQuantResult r;
         const auto a = std::chrono::steady_clock::now();
         ASSERT_TRUE(QuantizeLinear(method, f, w.data(), n, k, &s, o, out, &r).ok());
         const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
-        std::printf("  %s %s [%lld, %lld]: quantize %.2f s, with error metric %.2f s, rel output error %.5f (%lld rows)\n",
-                    QuantMethodName(method), name, (long long)n, (long long)k, r.seconds, total,
+        std::printf("  %s%s %s [%lld, %lld]: quantize %.2f s, with error metric %.2f s, rel output error %.5f (%lld rows)\n",
+                    QuantMethodName(method), variant == 3 ? " (unweighted grids)" : "", name, (long long)n, (long long)k, r.seconds, total,
                     r.rel_output_error, (long long)r.error_rows_used);
       }
       const AwqWeight mats[] = {{w.data(), n}};

@@ -250,6 +250,11 @@ TEST_F(QuantPipeline, ExistingOutputNeedsForceAndIsReplacedWhole) {
   EXPECT_FALSE(fs::exists(base_ + "/q/keep.txt"));
   EXPECT_TRUE(fs::exists(base_ + "/q/model.safetensors"));
   EXPECT_FALSE(fs::exists(base_ + "/q.old"));
+  // A trailing slash names the same directory (staged as q.tmp, not q/.tmp).
+  auto slash = Options("s/");
+  ASSERT_TRUE(quant::QuantizeCheckpoint(slash).ok());
+  EXPECT_TRUE(fs::exists(base_ + "/s/model.safetensors"));
+  EXPECT_FALSE(fs::exists(base_ + "/s/.tmp"));
 }
 
 TEST_F(QuantPipeline, ReportTotalsAgreeWithTheFiles) {

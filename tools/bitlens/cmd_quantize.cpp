@@ -9,6 +9,9 @@
 #include "commands.h"
 #include "formats/safetensors.h"
 #include "model/synth.h"
+#include "quant/calib_jsonl.h"
+#include "quant/calib_plan.h"
+#include "quant/calib_quantizer.h"
 #include "quant/pipeline.h"
 #include "quant/report.h"
 
@@ -23,6 +26,12 @@ struct QuantizeFlags {
   std::string output;
   std::string method = "rtn";
   std::string calib;
+  int64_t calib_tokens = 512;
+  int64_t calib_samples = 0;
+  bool no_sequential = false;
+  double target_bpw = 0;
+  std::string target_size;
+  std::string candidates;
   quant::PlanOptions plan;
   std::vector<std::string> overrides;
   std::string max_shard_size = "2GB";
@@ -99,13 +108,58 @@ Status RunQuantize(const QuantizeFlags& flags) {
     return InvalidArgument("--method " + flags.method + " needs calibration data: --calib FILE (JSONL of "
                            "{\"image\", \"prompt\", \"answer\"} lines)");
   }
-  if (calibrated) {
-    return Unsupported("--method " + flags.method + " with --calib is not available in this build yet; "
-                       "use --method rtn or hqq");
+  const bool targeted = flags.target_bpw > 0 || !flags.target_size.empty();
+  if (targeted && flags.calib.empty()) {
+    return InvalidArgument("--target-bpw/--target-size measure each layer's sensitivity on calibration data: "
+                           "add --calib FILE");
   }
-  if (!flags.calib.empty()) return InvalidArgument("--calib is used by gptq and awq+gptq, not by " + flags.method);
-  BL_ASSIGN_OR_RETURN(std::unique_ptr<quant::TensorQuantizer> quantizer,
-                      quant::MakeCalibrationFreeQuantizer(flags.method));
+  if (!flags.calib.empty() && !calibrated && !targeted) {
+    return InvalidArgument("--calib is used by gptq and awq+gptq (and --target-bpw), not by " + flags.method);
+  }
+  std::vector<quant::CalibSample> samples;
+  quant::CalibOptions calib;
+  calib.max_tokens_per_sample = flags.calib_tokens;
+  calib.max_samples = flags.calib_samples;
+  calib.sequential = !flags.no_sequential;
+  if (!flags.calib.empty()) {
+    BL_ASSIGN_OR_RETURN(samples, quant::ReadCalibJsonl(flags.calib));
+  }
+  if (targeted) {
+    uint64_t target_size = 0;
+    if (!flags.target_size.empty()) {
+      BL_ASSIGN_OR_RETURN(target_size, ParseByteSize(flags.target_size));
+    }
+    std::vector<const quant::FormatInfo*> candidates = quant::DefaultPlanCandidates();
+    if (!flags.candidates.empty()) {
+      BL_ASSIGN_OR_RETURN(candidates, quant::ParsePlanCandidates(flags.candidates));
+    }
+    BL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(o.model_dir));
+    BL_ASSIGN_OR_RETURN(quant::MixedPrecisionPlan mixed,
+                        quant::PlanForTarget(*model, samples, calib, o.plan, candidates, flags.target_bpw, target_size));
+    for (auto& f : mixed.formats) o.plan.overrides.push_back(f);
+    o.sensitivity = mixed.sensitivity;
+    std::printf("mixed precision: %zu layer tensors at %.3f bpw (%llu of %llu budget bytes)\n", mixed.formats.size(),
+                mixed.plan.bpw(), (unsigned long long)mixed.plan.bytes, (unsigned long long)mixed.plan.budget_bytes);
+  }
+  std::unique_ptr<quant::TensorQuantizer> quantizer;
+  const quant::CalibratedQuantizer* calibrated_quantizer = nullptr;
+  if (calibrated) {
+    quant::CalibQuantizeOptions q;
+    std::string base = flags.method;
+    if (base.rfind("awq", 0) == 0) {
+      q.awq = true;
+      base = base == "awq" ? "rtn" : base.substr(base.find('+') == std::string::npos ? 3 : base.find('+') + 1);
+    }
+    auto m = quant::ParseQuantMethod(base);
+    if (!m.ok()) return InvalidArgument("--method " + flags.method + ": " + m.status().message());
+    q.method = *m;
+    BL_ASSIGN_OR_RETURN(std::unique_ptr<quant::CalibratedQuantizer> cq,
+                        quant::CalibratedQuantizer::Create(o.model_dir, samples, calib, q));
+    calibrated_quantizer = cq.get();
+    quantizer = std::move(cq);
+  } else {
+    BL_ASSIGN_OR_RETURN(quantizer, quant::MakeCalibrationFreeQuantizer(flags.method));
+  }
   o.quantizer = quantizer.get();
 
   g_interrupted.store(false);
@@ -130,6 +184,13 @@ Status RunQuantize(const QuantizeFlags& flags) {
     return result.status();
   }
   if (bar) bar->Finish(std::to_string(result->tensors.size()) + " tensors");
+  if (calibrated_quantizer != nullptr) {
+    const quant::CalibSummary& c = calibrated_quantizer->summary();
+    std::printf("calibration: %lld samples (%lld with images), %lld tokens, hidden states %.1f MiB, "
+                "largest block statistics %.1f MiB, %lld blocks\n",
+                (long long)c.samples, (long long)c.images, (long long)c.tokens, c.hidden_bytes / 1048576.0,
+                c.peak_stats_bytes / 1048576.0, (long long)c.blocks);
+  }
   std::printf("wrote %s (%s, method %s)\n%s\nreport: %s/report.html\n", result->output_dir.c_str(),
               HumanBytes(result->bytes_written).c_str(), result->method.c_str(),
               quant::ReportSummaryLine(*result).c_str(), result->output_dir.c_str());
@@ -146,6 +207,13 @@ void AddQuantizeCommand(CLI::App& app, Status* result) {
   cmd->add_option("--method", f->method, "rtn | hqq (no calibration) | gptq | awq+gptq (need --calib)")
       ->capture_default_str();
   cmd->add_option("--calib", f->calib, "calibration JSONL ({\"image\", \"prompt\", \"answer\"} per line)");
+  cmd->add_option("--calib-tokens", f->calib_tokens, "tokens kept per calibration sample")->capture_default_str();
+  cmd->add_option("--calib-samples", f->calib_samples, "calibration samples used from the top of the file (0 = all)");
+  cmd->add_flag("--no-sequential", f->no_sequential,
+                "feed full-precision layer outputs forward during calibration (default: the quantized ones)");
+  cmd->add_option("--target-bpw", f->target_bpw, "plan formats per layer tensor to this many bits per weight");
+  cmd->add_option("--target-size", f->target_size, "plan formats per layer tensor so the output fits, e.g. 2.5GB");
+  cmd->add_option("--candidates", f->candidates, "formats the planner may pick, e.g. w2g64,w4g32,w8");
   cmd->add_option("--vision", f->plan.vision, "format of the vision tower's linear weights")->capture_default_str();
   cmd->add_option("--projector", f->plan.projector, "format of the multi-modal projector")->capture_default_str();
   cmd->add_option("--decoder", f->plan.decoder, "format of the decoder layers' linear weights")->capture_default_str();
@@ -160,7 +228,9 @@ void AddQuantizeCommand(CLI::App& app, Status* result) {
   cmd->callback([f, result] {
     // The effective settings, defaults included, for the report.
     f->command_line = "bitlens quantize --model " + f->model + " -o " + f->output + " --method " + f->method +
-                      (f->calib.empty() ? "" : " --calib " + f->calib) + " --vision " + f->plan.vision +
+                      (f->calib.empty() ? "" : " --calib " + f->calib + " --calib-tokens " + std::to_string(f->calib_tokens)) +
+                      (f->target_bpw > 0 ? " --target-bpw " + std::to_string(f->target_bpw) : "") +
+                      (f->target_size.empty() ? "" : " --target-size " + f->target_size) + " --vision " + f->plan.vision +
                       " --projector " + f->plan.projector + " --decoder " + f->plan.decoder + " --embed " +
                       f->plan.embed + " --lm-head " + f->plan.lm_head;
     for (const std::string& o : f->overrides) f->command_line += " --override '" + o + "'";
