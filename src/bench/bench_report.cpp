@@ -69,6 +69,10 @@ std::string FormatBenchText(const BenchReport& r) {
     out += Printf("decode    %lld tokens in %.2f s: %.2f tokens/s (step median %.1f ms, best %.1f ms)\n",
                   static_cast<long long>(d.decode_tokens), d.decode_s, d.decode_tokens_per_s, d.decode_step_median_ms,
                   d.decode_step_best_ms);
+    out += Printf("cpu       %.2f s of CPU over %lld threads during decode: %.2f tokens/s while running "
+                  "(the run held its cores %.0f%% of the wall time)\n",
+                  d.decode_cpu_s, static_cast<long long>(d.threads), d.decode_tokens_per_cpu_s,
+                  d.decode_s > 0 ? 100.0 * d.decode_cpu_s / (d.threads * d.decode_s) : 0.0);
     if (d.bandwidth_gb_per_s > 0) {
       out += Printf("ceiling   %.1f GB/s (best triad before/after; after: %.1f) / %.1f MiB per token = %.2f tokens/s\n",
                     d.bandwidth_gb_per_s, d.bandwidth_after_gb_per_s, d.bytes.total() / 1048576.0, d.ceiling_tokens_per_s);
@@ -154,6 +158,8 @@ std::string FormatBenchJson(const BenchReport& r) {
                   {"decode_tokens_per_s", d.decode_tokens_per_s},
                   {"decode_step_median_ms", d.decode_step_median_ms},
                   {"decode_step_best_ms", d.decode_step_best_ms},
+                  {"decode_cpu_s", d.decode_cpu_s},
+                  {"decode_tokens_per_cpu_s", d.decode_tokens_per_cpu_s},
                   {"matmul_pass_ms", d.matmul_pass_ms},
                   {"matmul_gb_per_s", d.matmul_gb_per_s},
                   {"kv_bytes_per_token", d.kv_bytes_per_token},

@@ -2,6 +2,8 @@
 // same step's GEMVs alone, all on one Session at the current pool size.
 #include "bench/model_bench.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -44,6 +46,13 @@ std::string FormatName(const kernels::WeightView& w) {
 
 void Say(const ModelBenchOptions& o, const std::string& line) {
   if (o.progress) o.progress(line);
+}
+
+double ProcessCpuSeconds() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 int32_t Argmax(const float* logits, int64_t vocab) {
@@ -141,14 +150,17 @@ Result<ModelBenchResult> BenchModel(const Model& model, const ModelBenchOptions&
   Say(options, "decode: " + std::to_string(options.decode_tokens) + " greedy steps");
   std::vector<double> steps;
   int32_t id = Argmax(session->logits(), vocab);
+  const double cpu0 = ProcessCpuSeconds();
   for (int64_t i = 0; i < options.decode_tokens; ++i) {
     const auto a = Clock::now();
     BL_TRY(session->DecodeStep(id));
     id = Argmax(session->logits(), vocab);
     steps.push_back(Seconds(a, Clock::now()));
   }
+  r.decode_cpu_s = ProcessCpuSeconds() - cpu0;
   r.load_average_1min = LoadAverage1Min();
   for (double t : steps) r.decode_s += t;
+  if (r.decode_cpu_s > 0) r.decode_tokens_per_cpu_s = options.decode_tokens * r.threads / r.decode_cpu_s;
   r.decode_tokens_per_s = options.decode_tokens / r.decode_s;
   std::vector<double> sorted = steps;
   std::sort(sorted.begin(), sorted.end());

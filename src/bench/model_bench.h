@@ -51,6 +51,12 @@ struct ModelBenchResult {
   double decode_tokens_per_s = 0;    // decode_tokens / decode_s
   double decode_step_median_ms = 0;
   double decode_step_best_ms = 0;
+  // Process CPU seconds during the timed decode (all threads). On a shared
+  // machine threads * decode_s / decode_cpu_s shows how much of the wall time
+  // the run actually held its cores; decode_tokens_per_cpu_s is the speed
+  // while running (tokens / (decode_cpu_s / threads)).
+  double decode_cpu_s = 0;
+  double decode_tokens_per_cpu_s = 0;
   // The GEMVs of one decode step alone (every layer matrix and the LM head,
   // m = 1, same pool), best of matmul_passes: the part of a step that is
   // weight streaming; the rest is attention, norms, rope, embedding, sampling.

@@ -140,7 +140,7 @@ TEST(BenchCli, JsonReportHasTheDocumentedKeys) {
   ASSERT_TRUE(m.is_object()) << "--model wrote no model section: " << m.dump();
   ExpectKeys(m, {"model_dir", "architecture", "threads", "parameters", "weight_formats", "bytes_per_token",
                  "prompt_tokens", "decode_tokens", "warmup_s", "prefill_s", "prefill_tokens_per_s", "decode_s",
-                 "decode_tokens_per_s", "decode_step_median_ms", "decode_step_best_ms", "matmul_pass_ms",
+                 "decode_tokens_per_s", "decode_step_median_ms", "decode_step_best_ms", "decode_cpu_s", "decode_tokens_per_cpu_s", "matmul_pass_ms",
                  "matmul_gb_per_s", "kv_bytes_per_token", "bandwidth_gb_per_s", "bandwidth_after_gb_per_s", "ceiling_tokens_per_s", "ceiling_ratio",
                  "ceiling_ratio_median", "load_average_1min"},
              "model");
