@@ -684,6 +684,69 @@ HWY_INLINE float T1Dot(const float* HWY_RESTRICT x, int64_t k, const uint8_t* HW
 }
 #endif
 
+#if BITLENS_A16_TABLE8
+// Σ x·w over one 3-bit row (w3g32, w3g64), weights in registers, 8 lanes: the
+// 3-bit code (low bits from the 2-bit plane, bit 2 from the 1-bit plane)
+// indexes an 8-entry table with vpermps. Plane p of the 2-bit codes (run r of
+// 8 bytes) feeds accumulator p; even blocks use acc[0..3], odd acc[4..7].
+template <class C>
+HWY_INLINE void W3BlockDot(const uint8_t* HWY_RESTRICT blk, const float* HWY_RESTRICT xb, hn::Vec<D8>* acc) {
+  const D8 d;
+  const U8 du;
+  const hn::RebindToSigned<U8> di;
+  const hn::FixedTag<uint8_t, 8> d8;
+  constexpr int P = C::kLoBytes;
+  const auto scale = HalfToVec(d, LoadHalf(blk)), offset = HalfToVec(d, LoadHalf(blk + 2));
+  const auto table = hn::MulAdd(hn::ConvertTo(d, hn::BitCast(di, hn::Iota(du, 0))), scale, offset);
+  const uint8_t* HWY_RESTRICT lo = blk + 4;
+  const uint8_t* HWY_RESTRICT hi = lo + P;
+  const auto three = hn::Set(du, 3u), one = hn::Set(du, 1u);
+  // Lane l of run r of plane p is weight p·P + 8r + l; its high bit sits in
+  // byte (p·P + 8r + l) % (g/8) of the 1-bit plane at bit (p·P + 8r + l) / (g/8).
+  hn::Vec<U8> h, hbit0;  // per lane: that byte, and its bit for p = r = 0
+  if constexpr (C::kGroup == 64) {
+    h = hn::PromoteTo(du, hn::LoadU(d8, hi));  // byte l, bit 2p + r
+    hbit0 = hn::Zero(du);
+  } else {
+    alignas(32) static constexpr uint32_t kByteShift[8] = {0, 8, 16, 24, 0, 8, 16, 24};
+    alignas(32) static constexpr uint32_t kBit[8] = {0, 0, 0, 0, 1, 1, 1, 1};
+    uint32_t word;
+    std::memcpy(&word, hi, 4);
+    h = hn::Shr(hn::Set(du, word), hn::Load(du, kByteShift));  // byte l % 4 in bits 0-7
+    hbit0 = hn::Load(du, kBit);                                // bit 2p + l / 4
+  }
+  for (int r = 0; r < P / 8; ++r) {
+    const auto u = hn::PromoteTo(du, hn::LoadU(d8, lo + 8 * r));
+    for (int p = 0; p < 4; ++p) {
+      const auto hb = hn::And(hn::Shr(h, hn::Add(hbit0, hn::Set(du, static_cast<uint32_t>(2 * p + r)))), one);
+      const auto code = hn::Or(hn::And(hn::ShiftRightSame(u, 2 * p), three), hn::ShiftLeft<2>(hb));
+      acc[p] = hn::MulAdd(hn::LoadU(d, xb + p * P + 8 * r), Lookup8(table, code), acc[p]);
+    }
+  }
+}
+
+template <class C>
+HWY_INLINE float W3Dot(const float* HWY_RESTRICT x, int64_t k, const uint8_t* HWY_RESTRICT row) {
+  const D8 d;
+  using V = hn::Vec<D8>;
+  constexpr int64_t G = C::kBlockWeights;
+  const int64_t nb = k / G;
+  V acc[8];
+  for (V& a : acc) a = hn::Zero(d);
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const uint8_t* HWY_RESTRICT blk = row + b * C::kBlockBytes;
+    hwy::Prefetch(blk + kPrefetchBytes);
+    W3BlockDot<C>(blk, x + b * G, acc);
+    W3BlockDot<C>(blk + C::kBlockBytes, x + (b + 1) * G, acc + 4);
+  }
+  if (b < nb) W3BlockDot<C>(row + b * C::kBlockBytes, x + b * G, acc);
+  const V sum = hn::Add(hn::Add(hn::Add(acc[0], acc[4]), hn::Add(acc[1], acc[5])),
+                        hn::Add(hn::Add(acc[2], acc[6]), hn::Add(acc[3], acc[7])));
+  return hn::GetLane(hn::SumOfLanes(d, sum)) + C::Tail(row, x, k);
+}
+#endif
+
 // Weights per decoded chunk on the stack (a multiple of every block size).
 constexpr int64_t kChunk = 512;
 
@@ -912,6 +975,16 @@ void DqRows(const float* x, int64_t m, const uint8_t* w, size_t row_bytes, int64
 #endif
 }
 
+template <class C>
+void W3Rows(const float* x, int64_t m, const uint8_t* w, size_t row_bytes, int64_t n, int64_t k,
+            const float* bias, int64_t o_begin, int64_t o_end, float* y) {
+#if BITLENS_A16_TABLE8
+  Rows<C>(W3Dot<C>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+#else
+  Rows<C>(StackedDot<C>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+#endif
+}
+
 void A16RowsDispatch(int kernel, const float* x, int64_t m, const uint8_t* w, size_t row_bytes, int64_t n,
                      int64_t k, const float* bias, int64_t o_begin, int64_t o_end, float* y) {
   switch (static_cast<A16Kernel>(kernel)) {
@@ -936,9 +1009,9 @@ void A16RowsDispatch(int kernel, const float* x, int64_t m, const uint8_t* w, si
     case A16Kernel::kW2G64DQ:
       return DqRows<DqCodec<64>>(x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
     case A16Kernel::kW3G32:
-      return Rows<W3Codec<32>>(StackedDot<W3Codec<32>>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+      return W3Rows<W3Codec<32>>(x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
     case A16Kernel::kW3G64:
-      return Rows<W3Codec<64>>(StackedDot<W3Codec<64>>, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
+      return W3Rows<W3Codec<64>>(x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
     case A16Kernel::kT1:
 #if BITLENS_A16_TABLE
       return Rows<T1Codec>(T1Dot, x, m, w, row_bytes, n, k, bias, o_begin, o_end, y);
