@@ -15,6 +15,7 @@
 
 #include "base/f16.h"
 #include "base/log.h"
+#include "base/staging_dir.h"
 #include "formats/safetensors.h"
 #include "model/synth_config.h"
 #include "model/synth_random.h"
@@ -124,24 +125,6 @@ std::string IndexJson(const SynthPlan& plan) {
   return json({{"metadata", meta}, {"weight_map", map}}).dump(2) + "\n";
 }
 
-// Removes the staging directory unless released (success path).
-class StagingDir {
- public:
-  explicit StagingDir(fs::path path) : path_(std::move(path)) {}
-  ~StagingDir() {
-    if (!released_) {
-      std::error_code ec;
-      fs::remove_all(path_, ec);
-    }
-  }
-  void Release() { released_ = true; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-  bool released_ = false;
-};
-
 Status WriteAll(const SynthPlan& plan, const SynthOptions& options, const fs::path& dir, SynthResult* result) {
   uint64_t& bytes = result->bytes_written;
   auto text_file = [&](const std::string& name, const std::string& text) -> Status {
@@ -244,38 +227,15 @@ Result<SynthResult> Synthesize(const SynthOptions& options) {
   if (fs::exists(final_dir, ec) && !options.overwrite) {
     return InvalidArgument(out + ": already exists (choose another -o or pass --force to replace it)");
   }
-  const fs::path tmp(out + ".tmp");
-  if (fs::exists(tmp, ec)) {
-    BL_LOG_WARN("%s: removing a staging directory left by an interrupted run", tmp.c_str());
-    fs::remove_all(tmp, ec);
-    if (ec) return IoError(tmp.string() + ": cannot remove stale staging directory (" + ec.message() + ")");
-  }
-  fs::create_directories(tmp, ec);
-  if (ec) return IoError(tmp.string() + ": cannot create directory (" + ec.message() + ")");
-  StagingDir staging(tmp);
+  BL_ASSIGN_OR_RETURN(std::unique_ptr<StagingDir> staging, StagingDir::Create(final_dir));
+  const fs::path& tmp = staging->path();
 
   SynthResult result;
   result.total_params = plan.total_params;
   BL_TRY(WriteAll(plan, options, tmp, &result));
   if (IsCancelled(options)) return Cancelled("interrupted");
 
-  if (fs::exists(final_dir, ec)) {  // --force: swap, then drop the old directory
-    const fs::path old(out + ".old");
-    fs::remove_all(old, ec);
-    fs::rename(final_dir, old, ec);
-    if (ec) return IoError(out + ": cannot move the existing directory aside (" + ec.message() + ")");
-    fs::rename(tmp, final_dir, ec);
-    if (ec) {
-      std::error_code ec2;
-      fs::rename(old, final_dir, ec2);
-      return IoError(out + ": cannot rename " + tmp.string() + " into place (" + ec.message() + ")");
-    }
-    fs::remove_all(old, ec);
-  } else {
-    fs::rename(tmp, final_dir, ec);
-    if (ec) return IoError(out + ": cannot rename " + tmp.string() + " into place (" + ec.message() + ")");
-  }
-  staging.Release();
+  BL_TRY(staging->Commit());
   result.output_dir = out;
   return result;
 }

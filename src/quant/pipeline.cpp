@@ -19,6 +19,7 @@
 
 #include "base/f16.h"
 #include "base/log.h"
+#include "base/staging_dir.h"
 #include "base/thread_pool.h"
 #include "formats/safetensors.h"
 #include "quant/checkpoint.h"
@@ -89,22 +90,6 @@ void ToF32(DType d, const void* src, size_t count, float* out) {
   else if (d == DType::kF16) F16ToF32(static_cast<const uint16_t*>(src), out, count);
   else Bf16ToF32(static_cast<const uint16_t*>(src), out, count);
 }
-
-// Removes the staging directory unless released (on success it was renamed).
-class StagingDir {
- public:
-  explicit StagingDir(fs::path p) : path_(std::move(p)) {}
-  ~StagingDir() {
-    if (!path_.empty()) {
-      std::error_code ec;
-      fs::remove_all(path_, ec);
-    }
-  }
-  void Release() { path_.clear(); }
-
- private:
-  fs::path path_;
-};
 
 bool Cancelled(const PipelineOptions& o) { return o.cancel != nullptr && o.cancel->load(std::memory_order_relaxed); }
 
@@ -394,16 +379,8 @@ Result<PipelineResult> QuantizeCheckpoint(const PipelineOptions& options) {
     quantizer = rtn.get();
   }
 
-  fs::path tmp = out;
-  tmp += ".tmp";
-  if (fs::exists(tmp, ec)) {
-    BL_LOG_WARN("%s: removing a staging directory left by an interrupted run", tmp.c_str());
-    fs::remove_all(tmp, ec);
-    if (ec) return IoError(tmp.string() + ": cannot remove stale staging directory (" + ec.message() + ")");
-  }
-  fs::create_directories(tmp, ec);
-  if (ec) return IoError(tmp.string() + ": cannot create directory (" + ec.message() + ")");
-  StagingDir staging(tmp);
+  BL_ASSIGN_OR_RETURN(std::unique_ptr<StagingDir> staging, StagingDir::Create(out));
+  const fs::path& tmp = staging->path();
 
   PipelineResult result;
   result.output_dir = out.string();
@@ -447,24 +424,7 @@ Result<PipelineResult> QuantizeCheckpoint(const PipelineOptions& options) {
   result.files.push_back("report.json");
   if (Cancelled(options)) return bitlens::Cancelled("interrupted");
 
-  if (fs::exists(out, ec)) {
-    fs::path old = out;
-    old += ".old";
-    fs::remove_all(old, ec);
-    fs::rename(out, old, ec);
-    if (ec) return IoError(out.string() + ": cannot move the existing directory aside (" + ec.message() + ")");
-    fs::rename(tmp, out, ec);
-    if (ec) {
-      std::error_code ec2;
-      fs::rename(old, out, ec2);
-      return IoError(out.string() + ": cannot rename " + tmp.string() + " into place (" + ec.message() + ")");
-    }
-    fs::remove_all(old, ec);
-  } else {
-    fs::rename(tmp, out, ec);
-    if (ec) return IoError(out.string() + ": cannot rename " + tmp.string() + " into place (" + ec.message() + ")");
-  }
-  staging.Release();
+  BL_TRY(staging->Commit());
   return result;
 }
 
