@@ -45,7 +45,7 @@ Result<DecodeProfile> ProfileDecodeStep(const Model& model, int64_t position, in
   const TextConfig& c = d.config();
   const DecoderWeights& W = d.weights();
   const int64_t h = c.hidden_size, hd = c.head_dim, heads = c.num_attention_heads;
-  const int64_t kv_heads = c.num_key_value_heads, qd = heads * hd, kvd = kv_heads * hd;
+  const int64_t kv_heads = c.num_key_value_heads, kvd = kv_heads * hd;
   const int64_t inter = c.intermediate_size, vocab = c.vocab_size;
   const int64_t context = position + steps;
   const int64_t threads = static_cast<int64_t>(NumThreads());
