@@ -73,7 +73,9 @@ TEST_P(BenchBytes, BytesPerTokenEqualsSumOfTensorSizes) {
                                 << b.embed_row << " over " << e.tensors << " decoder tensors";
   const int64_t hidden = (*model)->config.text.hidden_size;
   EXPECT_EQ(b.embed_row, hidden * 4) << "one f32 row of the embedding";
-  if ((*model)->config.text.tie_word_embeddings) EXPECT_EQ(b.lm_head, e.embed_bytes) << "tied head reads the whole table";
+  if ((*model)->config.text.tie_word_embeddings) {
+    EXPECT_EQ(b.lm_head, e.embed_bytes) << "tied head reads the whole table";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Bench, BenchBytes,
