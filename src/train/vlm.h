@@ -12,6 +12,7 @@
 
 #include "base/status.h"
 #include "formats/hf_config.h"
+#include "tensor/dtype.h"
 #include "train/fake_quant.h"
 #include "train/param.h"
 
