@@ -14,6 +14,7 @@
 #include "base/f16.h"
 #include "formats/hf_config.h"
 #include "model/model.h"
+#include "model/synth.h"
 #include "runtime/session.h"
 #include "test_paths.h"
 #include "quant/formats.h"
@@ -153,11 +154,23 @@ LogitDiff CompareLogits(const float* got, const std::vector<float>& want) {
 // loaded by LoadModel and run through Session (the path of `bitlens run`),
 // the logits at every position agree to 1e-4 of the largest logit, with and
 // without an image, untied and tied heads.
-class TrainVlmRuntime : public ::testing::TestWithParam<bool> {};
+// The "full" variant keeps the class token and takes the last layer's output
+// (vision_feature_layer -1): 5 image tokens.
+struct RuntimeCase {
+  bool tied;
+  bool full;
+};
+
+class TrainVlmRuntime : public ::testing::TestWithParam<RuntimeCase> {};
 
 TEST_P(TrainVlmRuntime, LogitsEqualTheInferencePath) {
-  const bool tied = GetParam();
-  auto model = MakeModel(TinyConfig(tied), 7);
+  const bool tied = GetParam().tied;
+  ModelConfig config = TinyConfig(tied);
+  if (GetParam().full) {
+    config.vision_feature_select_strategy = "full";
+    config.vision_feature_layer = -1;
+  }
+  auto model = MakeModel(config, 7);
   ASSERT_NE(model, nullptr);
   const std::string dir = testing::ScratchDir() + "/vlm";
   const Status saved = train::SaveVlmCheckpoint(*model, DType::kF32, dir);
@@ -169,11 +182,13 @@ TEST_P(TrainVlmRuntime, LogitsEqualTheInferencePath) {
   auto session = Session::Create(**loaded, SessionOptions{});
   ASSERT_TRUE(session.ok()) << session.status().message();
 
-  const VlmExample with_image = ImageExample(11);
+  VlmExample with_image = ImageExample(11);
+  if (GetParam().full) with_image.input_ids.insert(with_image.input_ids.begin() + 2, kImageToken);
+  ASSERT_EQ((*loaded)->vision->num_image_tokens(), GetParam().full ? 5 : 4);
   VlmExample text_only = ImageExample(11);
   text_only.pixel_values.clear();
   text_only.input_ids = {1, 5, 9, 14, 27, 33, 48, 2};
-  for (const VlmExample* ex : {&with_image, static_cast<const VlmExample*>(&text_only)}) {
+  for (const VlmExample* ex : {&with_image, &text_only}) {
     std::vector<float> image_rows;
     const float* image = nullptr;
     if (!ex->pixel_values.empty()) {
@@ -197,8 +212,61 @@ TEST_P(TrainVlmRuntime, LogitsEqualTheInferencePath) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Heads, TrainVlmRuntime, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Tied" : "Untied"; });
+INSTANTIATE_TEST_SUITE_P(Heads, TrainVlmRuntime,
+                         ::testing::Values(RuntimeCase{false, false}, RuntimeCase{true, false}, RuntimeCase{false, true}),
+                         [](const ::testing::TestParamInfo<RuntimeCase>& info) {
+                           return std::string(info.param.tied ? "Tied" : "Untied") + (info.param.full ? "Full" : "Default");
+                         });
+
+// A checkpoint bitlens synth wrote (tiny LLaVA, v4 and v5 tensor names) loads
+// into the trainable model and runs with the runtime's logits; Create draws
+// the weights of `bitlens synth --seed` (v4, its default layout).
+TEST(TrainVlm, LoadsSynthesizedCheckpointsOfEveryLayout) {
+  for (HfLayout layout : {HfLayout::kV4, HfLayout::kV5}) {
+    SynthOptions options;
+    options.family = SynthFamily::kLlava;
+    options.preset = "tiny";
+    options.seed = 5;
+    options.layout = layout;
+    options.output_dir = testing::ScratchDir() + "/synth";
+    auto synth = Synthesize(options);
+    ASSERT_TRUE(synth.ok()) << synth.status().message();
+    auto loaded = TrainableVlm::Load(options.output_dir);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+    // synth keys its random streams by the tensor names it writes, so only
+    // the v4 file (synth's default) holds Create's weights.
+    if (layout == HfLayout::kV4) {
+      auto created = TrainableVlm::Create((*loaded)->config(), 5);
+      ASSERT_TRUE(created.ok()) << created.status().message();
+      ASSERT_EQ((*loaded)->params().size(), (*created)->params().size());
+      for (size_t i = 0; i < (*loaded)->params().size(); ++i) {
+        ASSERT_EQ((*loaded)->params()[i].value, (*created)->params()[i].value) << (*loaded)->params()[i].name;
+      }
+    }
+
+    auto runtime = LoadModel(options.output_dir);
+    ASSERT_TRUE(runtime.ok()) << runtime.status().message();
+    auto session = Session::Create(**runtime, SessionOptions{});
+    ASSERT_TRUE(session.ok()) << session.status().message();
+    const ModelConfig& c = (*loaded)->config();
+    VlmExample ex;
+    ex.input_ids = {1, 300, 17};
+    for (int64_t i = 0; i < c.image_seq_length(); ++i) ex.input_ids.push_back(static_cast<int32_t>(c.image_token_index));
+    for (int32_t id : {44, 401, 9, 2}) ex.input_ids.push_back(id);
+    ex.pixel_values = testing::RandomVector(static_cast<size_t>(3 * c.vision->image_size * c.vision->image_size), 4);
+    std::vector<float> rows(static_cast<size_t>(c.image_seq_length() * c.text.hidden_size));
+    const Tensor pixels = Tensor::FromF32({3, c.vision->image_size, c.vision->image_size}, ex.pixel_values);
+    ASSERT_TRUE((*runtime)->vision->Encode(pixels, rows.data()).ok());
+    auto want = (*session)->EvaluateLogits(ex.input_ids, rows.data());
+    ASSERT_TRUE(want.ok()) << want.status().message();
+    const float* got = (*loaded)->Forward(ex);
+    ASSERT_NE(got, nullptr);
+    const LogitDiff d = CompareLogits(got, *want);
+    EXPECT_LE(d.max_abs, 1e-4 * std::max(1.0, d.max_ref))
+        << HfLayoutName(layout) << ": logits differ most at " << d.index << ": trainable " << got[d.index] << ", runtime "
+        << (*want)[static_cast<size_t>(d.index)];
+  }
+}
 
 // End-to-end gradient of the mean cross-entropy against central differences,
 // a stride of entries from every tensor. Float forward passes: the loss (~4)
