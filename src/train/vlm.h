@@ -12,6 +12,7 @@
 
 #include "base/status.h"
 #include "formats/hf_config.h"
+#include "tensor/dtype.h"
 #include "train/fake_quant.h"
 #include "train/param.h"
 
@@ -40,8 +41,14 @@ class TrainableVlm {
   ParamSet& params();
   const ParamSet& params() const;
 
+  // Whether Forward can run ex: ids in [0, vocab), at most
+  // max_position_embeddings tokens, pixel_values empty or [3, image, image],
+  // and with pixels exactly image_seq_length() image-token positions.
+  Status CheckExample(const VlmExample& ex) const;
+
   // Runs the model on ex and keeps the activations for Backward.
-  // Returns logits [input_ids.size(), vocab] (valid until the next Forward).
+  // Returns logits [input_ids.size(), vocab] (valid until the next Forward),
+  // or null (and logs why) when CheckExample fails.
   const float* Forward(const VlmExample& ex);
   // Backpropagates dlogits [T, vocab] of the last Forward into params().grad (accumulating).
   void Backward(const float* dlogits);
