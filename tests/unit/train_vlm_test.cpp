@@ -315,6 +315,59 @@ TEST_P(TrainVlmGradient, MatchesFiniteDifferencesForEveryTensor) {
 INSTANTIATE_TEST_SUITE_P(Heads, TrainVlmGradient, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Tied" : "Untied"; });
 
+// Hidden-state matching (distillation): the gradient of Σ probe · DecoderHidden(0)
+// alone (no logits) against finite differences, with the same bounds as the
+// end-to-end check; layer 1, the final norm and the head must get none. And the
+// last hidden state through the final norm and head gives the logits.
+TEST(TrainVlm, HiddenStateGradientMatchesFiniteDifferences) {
+  auto model = MakeModel(TinyConfig(), 23);
+  ASSERT_NE(model, nullptr);
+  const VlmExample ex = ImageExample(6);
+  const int64_t T = static_cast<int64_t>(ex.input_ids.size()), h = 32;
+  const std::vector<float> probe = testing::RandomVector(static_cast<size_t>(T * h), 99);
+  auto hidden_loss = [&] {
+    EXPECT_NE(model->Forward(ex), nullptr);
+    const float* hid = model->DecoderHidden(0);
+    double sum = 0;
+    for (int64_t i = 0; i < T * h; ++i) sum += static_cast<double>(probe[static_cast<size_t>(i)]) * hid[i];
+    return sum;
+  };
+  train::ParamSet& params = model->params();
+  params.ZeroGrad();
+  ASSERT_NE(model->Forward(ex), nullptr);
+  model->Backward(nullptr, {probe.data()});
+  for (size_t i = 0; i < params.size(); ++i) {
+    Param& p = params[i];
+    double max_grad = 0;
+    for (float g : p.grad) max_grad = std::max(max_grad, static_cast<double>(std::fabs(g)));
+    const bool after = p.name.find("language_model.model.layers.1.") != std::string::npos ||
+                       p.name.find("lm_head") != std::string::npos || p.name == "language_model.model.norm.weight";
+    if (after) {
+      EXPECT_EQ(max_grad, 0.0) << p.name << " lies after layer 0 but has a gradient";
+      continue;
+    }
+    if (p.name.find("layers.0.") == std::string::npos && p.name.find("embed_tokens") == std::string::npos &&
+        p.name.find("linear_1") == std::string::npos) {
+      continue;  // a sample: decoder layer 0, embeddings, the projector, vision layer 0
+    }
+    if (p.name.find("k_proj.bias") != std::string::npos) continue;  // zero by symmetry (see above)
+    EXPECT_GT(max_grad, 2e-3) << p.name << ": gradient too small for the check to mean anything";
+    const std::vector<float> analytic = p.grad;
+    testing::ExpectGradientMatches(p.name, p.value, analytic, hidden_loss, 1e-2, 3e-2, 2e-4, 16);
+  }
+
+  // final norm + head of the last hidden state = the logits.
+  const float* logits = model->Forward(ex);
+  ASSERT_NE(logits, nullptr);
+  std::vector<float> xf(static_cast<size_t>(T * h)), rstd(static_cast<size_t>(T)), want(static_cast<size_t>(T * 64));
+  train::RmsNormForward(model->DecoderHidden(1), params.Find("language_model.model.norm.weight")->value.data(), T, h,
+                        1e-5f, xf.data(), rstd.data());
+  train::LinearForward(xf.data(), params.Find("language_model.lm_head.weight")->value.data(), nullptr, T, h, 64,
+                       want.data());
+  EXPECT_EQ(std::vector<float>(logits, logits + T * 64), want);
+  EXPECT_EQ(model->DecoderHidden(2), nullptr);
+}
+
 TEST(TrainVlm, SaveLoadRoundTripsParams) {
   auto model = MakeModel(TinyConfig(), 3);
   ASSERT_NE(model, nullptr);
