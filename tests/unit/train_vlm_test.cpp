@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include "base/f16.h"
+#include "base/thread_pool.h"
+#include "formats/safetensors.h"
 #include "formats/hf_config.h"
 #include "model/model.h"
 #include "model/synth.h"
@@ -388,6 +390,61 @@ TEST(TrainVlm, SaveLoadRoundTripsParams) {
         ASSERT_EQ(b[i].value[j], want) << DTypeName(dtype) << " " << a[i].name << "[" << j << "]";
       }
     }
+  }
+}
+
+// Training runs are reproducible whatever the thread count: logits and every
+// gradient are bit-identical with 1 and 2 threads.
+TEST(TrainVlm, ForwardAndBackwardAreBitIdenticalForAnyThreadCount) {
+  const VlmExample ex = ImageExample(4);
+  std::vector<std::vector<float>> grads[2];
+  double losses[2];
+  for (int run = 0; run < 2; ++run) {
+    SetNumThreads(run == 0 ? 1 : 2);
+    auto model = MakeModel(TinyConfig(), 31);
+    ASSERT_NE(model, nullptr);
+    model->params().ZeroGrad();
+    losses[run] = Loss(*model, ex, /*backward=*/true);
+    for (size_t i = 0; i < model->params().size(); ++i) grads[run].push_back(model->params()[i].grad);
+  }
+  SetNumThreads(0);
+  EXPECT_EQ(losses[0], losses[1]);
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << "parameter " << i;
+}
+
+// A checkpoint that does not fit its config.json fails to load with a
+// message naming the tensor: missing, wrong shape, or quantized.
+TEST(TrainVlm, LoadNamesTheBadTensor) {
+  auto model = MakeModel(TinyConfig(), 3);
+  ASSERT_NE(model, nullptr);
+  const std::string dir = testing::ScratchDir() + "/bad";
+  ASSERT_TRUE(train::SaveVlmCheckpoint(*model, DType::kF32, dir).ok());
+  const train::ParamSet& params = model->params();
+  const std::string victim = "language_model.model.layers.1.mlp.down_proj.weight";
+  struct Case {
+    const char* what;
+    StatusCode code;
+  };
+  for (const Case c : {Case{"missing", StatusCode::kNotFound}, Case{"shape", StatusCode::kInvalidArgument},
+                       Case{"dtype", StatusCode::kInvalidArgument}}) {
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    std::vector<uint8_t> bytes(48 * 32, 1);
+    for (size_t i = 0; i < params.size(); ++i) {
+      const Param& p = params[i];
+      if (p.name != victim) {
+        tensors.emplace_back(p.name, Tensor::FromF32(p.shape, p.value));
+      } else if (std::string(c.what) == "shape") {
+        tensors.emplace_back(p.name, Tensor::FromF32({p.shape[1], p.shape[0]}, p.value));
+      } else if (std::string(c.what) == "dtype") {
+        tensors.emplace_back(p.name, Tensor(DType::kU8, p.shape, bytes.data()));
+      }
+    }
+    ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", tensors).ok());
+    auto loaded = TrainableVlm::Load(dir);
+    ASSERT_FALSE(loaded.ok()) << c.what;
+    EXPECT_EQ(loaded.status().code(), c.code) << c.what << ": " << loaded.status().message();
+    EXPECT_NE(loaded.status().message().find(victim), std::string::npos) << loaded.status().message();
   }
 }
 
