@@ -48,6 +48,9 @@ Status CheckOptions(const QatOptions& o) {
   if (o.init == "gptq" && o.init_from.empty() && o.calib.empty()) {
     return InvalidArgument("--init gptq runs GPTQ on the calibration data: add --calib FILE (or --init-from DIR)");
   }
+  if (o.resume && o.mode == QatMode::kBlock) {
+    return InvalidArgument("--resume applies to --mode e2e; block mode restarts (each block trains in one pass)");
+  }
   if (o.resume && !fs::exists(QatStatePath(o.output_dir))) {
     return InvalidArgument("--resume: " + QatStatePath(o.output_dir) + " does not exist (nothing to resume)");
   }

@@ -172,13 +172,42 @@ TEST_F(TrainQat, LowersHeldOutKlBelowTheRtnStartAndDeploysWhatItTrained) {
   EXPECT_LT(max_diff, 0.1 * max_gap) << "deployed-vs-trained difference is not small against the quantization gap";
 }
 
+TEST_F(TrainQat, BlockModeLowersEveryBlocksReconstructionError) {
+  const std::string out = Scratch() + "/qat_block";
+  train::QatOptions o = BaseOptions(out);
+  o.mode = train::QatMode::kBlock;
+  o.steps = 60;
+  o.eval_samples = 0;
+  auto r = train::RunQat(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->block_mse_init.size(), 2u);
+  ASSERT_EQ(r->block_mse_final.size(), 2u);
+  for (size_t b = 0; b < r->block_mse_init.size(); ++b) {
+    std::printf("decoder block %zu: relative reconstruction error %.5f -> %.5f\n", b, r->block_mse_init[b],
+                r->block_mse_final[b]);
+    EXPECT_GT(r->block_mse_init[b], 1e-3) << "block " << b << ": the start is already exact";
+    EXPECT_LT(r->block_mse_final[b], 0.7 * r->block_mse_init[b]) << "block " << b << " did not improve by 30 %";
+  }
+  // The output is an ordinary quantized checkpoint the runtime runs.
+  auto model = LoadModel(out);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  EXPECT_FALSE((*model)->quantization.empty());
+  auto session = Session::Create(**model, SessionOptions{});
+  ASSERT_TRUE(session.ok()) << session.status().message();
+  auto logits = (*session)->EvaluateLogits({1, 5, 9, 14, 27, 2});
+  ASSERT_TRUE(logits.ok()) << logits.status().message();
+  for (float v : *logits) ASSERT_TRUE(std::isfinite(v));
+}
+
 TEST_F(TrainQat, BadFlagsExitTwoWithOneLine) {
   ASSERT_TRUE(fs::exists(TeacherDir())) << TeacherDir();
   const std::string out = Scratch() + "/qat_bad";
   const std::string base = "qat --model " + TeacherDir() + " -o " + out + " ";
   for (const std::string& args : {base + "--synthetic 4 --mode sideways", base + "--synthetic 4 --init awq",
                                   base + "--synthetic 4 --decoder w9g7", base, base + "--synthetic 4 --batch 0",
-                                  base + "--synthetic 4 --init gptq", base + "--synthetic 4 --resume"}) {
+                                  base + "--synthetic 4 --init gptq", base + "--synthetic 4 --resume",
+                                  base + "--synthetic 4 --mode block --resume", base + "--synthetic 4 --lr -1",
+                                  base + "--synthetic 4 --init-from /nonexistent"}) {
     const testing::CliResult r = testing::RunCli(args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
