@@ -43,7 +43,7 @@ Result<train::Split> ParseSplit(const std::string& name);
 struct EvalOptions {
   SessionOptions session;
   // Greedy decoding stops at EOS or after this many new tokens.
-  int64_t max_new_tokens = 48;
+  int64_t max_new_tokens = 64;  // a four-object caption is about 40
   // Called after every item with the running report.
   std::function<void(int64_t done, int64_t total, const struct EvalReport&)> on_progress;
 };

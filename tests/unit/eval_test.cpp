@@ -297,6 +297,8 @@ TEST(Eval, BadFlagsExitTwo) {
            "eval --model " + model + " --data " + data + " --reference " + text_only,  // not comparable
            "eval --model " + model + " --data " + data + " --max-new-tokens 0",
            "eval --model " + model + " --activations a4",
+           "eval --model " + model + " --catalog-fraction 1.5",
+           "eval --model " + model + " --image-size 0",
            "eval --model " + dir + "/no-model --data " + data,
        }) {
     auto r = testing::RunCli(args);
@@ -320,6 +322,27 @@ TEST(Eval, SyntheticItemsCarryTheGeneratorsKinds) {
   EXPECT_EQ(SyntheticEvalItems(data, train::Split::kTest, 0).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseSplit("dev").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(*ParseSplit("validation"), train::Split::kValidation);
+}
+
+TEST(Eval, SplitWrittenAsJsonlReadsBackAsTheSameItems) {
+  train::DataOptions data;
+  const std::string dir = testing::ScratchDir();
+  ASSERT_TRUE(train::WriteSplit(data, train::Split::kValidation, 12, dir).ok());
+  auto from_file = ReadEvalJsonl(dir + "/validation.jsonl");
+  auto generated = SyntheticEvalItems(data, train::Split::kValidation, 12);
+  ASSERT_TRUE(from_file.ok()) << from_file.status().message();
+  ASSERT_TRUE(generated.ok());
+  ASSERT_EQ(from_file->size(), 12u);
+  for (size_t i = 0; i < 12; ++i) {
+    const EvalItem& f = (*from_file)[i];
+    const EvalItem& g = (*generated)[i];
+    EXPECT_EQ(f.question, g.question);
+    EXPECT_EQ(f.answer, g.answer);
+    EXPECT_EQ(f.kind, g.kind);
+    auto image = DecodeImageFile(f.image_path);
+    ASSERT_TRUE(image.ok()) << image.status().message();
+    EXPECT_TRUE(image->rgb == g.image->rgb) << "item " << i;
+  }
 }
 
 TEST(Eval, CliOnSyntheticSplitPrintsEveryKind) {

@@ -27,7 +27,8 @@ struct EvalArgs {
   int64_t count = 500;
   uint64_t seed = 1;
   int image_size = 64;
-  int64_t max_new_tokens = 48;
+  double catalog_fraction = train::DataOptions{}.catalog_fraction;
+  int64_t max_new_tokens = EvalOptions{}.max_new_tokens;
   int64_t max_context = 4096;
   size_t threads = 0;
   std::string activations = "a16";
@@ -35,6 +36,9 @@ struct EvalArgs {
 
 Status Eval(const EvalArgs& a) {
   if (a.count <= 0) return InvalidArgument("--count must be positive, got " + std::to_string(a.count));
+  if (!(a.catalog_fraction >= 0 && a.catalog_fraction <= 1)) {
+    return InvalidArgument("--catalog-fraction must be in [0, 1], got " + std::to_string(a.catalog_fraction));
+  }
   if (a.image_size <= 0) return InvalidArgument("--image-size must be positive, got " + std::to_string(a.image_size));
   SetNumThreads(a.threads);
   kernels::QActivations activations = kernels::QActivations::kF32;
@@ -49,6 +53,7 @@ Status Eval(const EvalArgs& a) {
     train::DataOptions data;
     data.seed = a.seed;
     data.image_size = a.image_size;
+    data.catalog_fraction = a.catalog_fraction;
     BL_ASSIGN_OR_RETURN(items, SyntheticEvalItems(data, split, a.count));
   }
   BL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(a.model_dir));
@@ -98,6 +103,7 @@ void AddEvalCommand(CLI::App& app, Status* result) {
   cmd->add_option("--json", a->json_out, "Write the report (with every prediction) as JSON to this file");
   cmd->add_option("--seed", a->seed, "Seed of the synthetic data (as used for training)");
   cmd->add_option("--image-size", a->image_size, "Side of the synthetic images in pixels");
+  cmd->add_option("--catalog-fraction", a->catalog_fraction, "Share of catalogue-item samples (as used for training)");
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "Greedy decoding stops after this many tokens (or at EOS)");
   cmd->add_option("--max-context", a->max_context, "Context positions at most (KV cache size)");
   cmd->add_option("--threads", a->threads, "Worker threads; 0 = all cores");
