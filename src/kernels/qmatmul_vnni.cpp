@@ -49,23 +49,32 @@
 #define BITLENS_QMATMUL_VNNI_SHARED
 namespace bitlens::kernels::vnni {
 
-// The formats of the kernel, by block layout (quant/formats.h).
-enum Kind : int { kAsym64, kAsym128, kStretch64, kDQ32, kDQ64, kNone };
+// The formats of the kernel, by block layout (quant/formats.h): 2-bit
+// w2g64, w2g128, w2sg64, w2g32dq, w2g64dq and 4-bit w4g32, w4g64 (the usual
+// format of embeddings and tied LM heads, which decode streams too).
+enum Kind : int { kAsym64, kAsym128, kStretch64, kDQ32, kDQ64, kAsym4g32, kAsym4g64, kNone };
 
-// Per kind: bytes and weights of a block, offset of the code plane, 16-byte
-// chunks of codes, accumulators (one per plane, or per plane and half for the
-// 256-weight super-blocks), weight groups per block.
-constexpr int BlockBytes(int k) { return k == kAsym64 ? 20 : k == kAsym128 ? 36 : k == kStretch64 ? 18 : k == kDQ32 ? 78 : 74; }
-constexpr int BlockWeights(int k) { return k == kAsym64 || k == kStretch64 ? 64 : k == kAsym128 ? 128 : 256; }
+// Per kind: code bits, bytes and weights of a block, offset of the codes,
+// 16-byte chunks of codes, accumulators (one per plane, or per plane and half
+// for the 256-weight super-blocks), weight groups per block.
+constexpr int Bits(int k) { return k == kAsym4g32 || k == kAsym4g64 ? 4 : 2; }
+constexpr int BlockBytes(int k) {
+  return k == kAsym64 || k == kAsym4g32 ? 20 : k == kAsym128 || k == kAsym4g64 ? 36 : k == kStretch64 ? 18 : k == kDQ32 ? 78 : 74;
+}
+constexpr int BlockWeights(int k) {
+  return k == kAsym4g32 ? 32 : k == kAsym64 || k == kStretch64 || k == kAsym4g64 ? 64 : k == kAsym128 ? 128 : 256;
+}
 constexpr int CodeOffset(int k) { return k == kStretch64 ? 2 : k == kDQ32 ? 14 : k == kDQ64 ? 10 : 4; }
-constexpr int Chunks(int k) { return BlockWeights(k) / 64; }
-constexpr int Accumulators(int k) { return k == kDQ32 || k == kDQ64 ? 8 : 4; }
+constexpr int CodeBytes(int k) { return BlockWeights(k) * Bits(k) / 8; }
+constexpr int Chunks(int k) { return CodeBytes(k) / 16; }
+constexpr int Planes(int k) { return 8 / Bits(k); }
+constexpr int Accumulators(int k) { return k == kDQ32 || k == kDQ64 ? 8 : Planes(k); }
 constexpr int GroupsPerBlock(int k) { return k == kDQ32 ? 8 : k == kDQ64 ? 4 : 1; }
 // Chunk c (16 code bytes), plane p: the accumulator it adds to and where its
-// 16 activations start within the block. Plane p of a block of bw weights is
-// weights p·bw/4 .. p·bw/4 + bw/4 − 1 (formats.h), chunk c its bytes 16c..16c+15.
+// 16 activations start within the block. Plane p of a block with Q code bytes
+// is weights p·Q .. p·Q + Q − 1 (formats.h), chunk c its bytes 16c..16c+15.
 constexpr int Slot(int k, int c, int p) { return Accumulators(k) == 8 ? 2 * p + c / 2 : p; }
-constexpr int ActOffset(int k, int c, int p) { return p * BlockWeights(k) / 4 + 16 * c; }
+constexpr int ActOffset(int k, int c, int p) { return p * CodeBytes(k) + 16 * c; }
 
 // Quantized activation rows of one call, on the calling thread's stack (as in
 // qmatmul_a8, padded to whole blocks of up to 256 weights).
@@ -178,8 +187,9 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
     for (int c = 0; c < kChunks; ++c) {
       __m512i W[4];
       LoadTransposed(rows, off + kH + 16 * c, W);
-      for (int p = 0; p < 4; ++p) {
-        const __m512i mask = _mm512_set1_epi8(static_cast<char>(3 << (2 * p)));
+      for (int p = 0; p < vnni::Planes(K); ++p) {
+        constexpr int kB = vnni::Bits(K);
+        const __m512i mask = _mm512_set1_epi8(static_cast<char>(((1 << kB) - 1) << (kB * p)));
         const int s = vnni::Slot(K, c, p);
         for (int t = 0; t < 4; ++t) {
           const __m512i codes = _mm512_and_si512(W[t], mask);
@@ -192,13 +202,19 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
     }
     // Group grids of the 16 rows (one 32-bit gather per header word).
     const uint8_t* hb = base + off;
-    if constexpr (K == vnni::kAsym64 || K == vnni::kAsym128 || K == vnni::kStretch64) {
+    if constexpr (vnni::GroupsPerBlock(K) == 1) {
       const __m512i h = _mm512_i32gather_epi32(vidx, hb, 1);
       const __m512 scale = HalvesLow(h);
       const __m512 offset = K == vnni::kStretch64 ? _mm512_mul_ps(_mm512_set1_ps(-1.5f), scale) : HalvesHigh(h);
       for (int r = 0; r < MR; ++r) {
         __m512i isum[4];
-        if constexpr (K == vnni::kAsym128) {
+        if constexpr (K == vnni::kAsym4g32) {  // low nibbles weights 0..15, high 16..31: one block
+          isum[0] = _mm512_add_epi32(acc[r][0], _mm512_srai_epi32(acc[r][1], 4));
+          sums[r] = GroupTerm<1>(isum, a[r].d, bi, nb, scale, offset, a[r].sxg[bi], sums[r]);
+        } else if constexpr (K == vnni::kAsym4g64) {  // nibble plane p = block p
+          for (int p = 0; p < 2; ++p) isum[p] = _mm512_srai_epi32(acc[r][p], 4 * p);
+          sums[r] = GroupTerm<2>(isum, a[r].d, 2 * bi, nb, scale, offset, a[r].sxg[bi], sums[r]);
+        } else if constexpr (K == vnni::kAsym128) {
           for (int p = 0; p < 4; ++p) isum[p] = _mm512_srai_epi32(acc[r][p], 2 * p);
           sums[r] = GroupTerm<4>(isum, a[r].d, 4 * bi, nb, scale, offset, a[r].sxg[bi], sums[r]);
         } else {
@@ -290,8 +306,8 @@ bool QMatMulVnniImpl(const float* x, int64_t m, int kind, const uint8_t* w, int6
                      int64_t ng, size_t row_bytes, const float* bias, float* y) {
 #if HWY_TARGET == HWY_AVX3_DL
   vnni::Scratch s;
-  const int bw = kind == vnni::kAsym128 ? 128 : kind == vnni::kDQ32 || kind == vnni::kDQ64 ? 256 : 64;
-  const int64_t g = kind == vnni::kAsym128 ? 128 : kind == vnni::kDQ32 ? 32 : 64;
+  const int bw = kind == vnni::kAsym4g32 ? 32 : kind == vnni::kAsym128 ? 128 : kind == vnni::kDQ32 || kind == vnni::kDQ64 ? 256 : 64;
+  const int64_t g = kind == vnni::kAsym128 ? 128 : kind == vnni::kDQ32 || kind == vnni::kAsym4g32 ? 32 : 64;
   const int64_t nblk = (k + bw - 1) / bw, kq = nblk * bw;
   const int64_t nbq = kq / kA8Block, nb = (k + kA8Block - 1) / kA8Block, bpg = g / kA8Block;
   const int64_t rows_per_block = std::max<int64_t>(1, std::min<int64_t>(8, (kA8MaxK + vnni::Scratch::kPad) / kq));
@@ -322,6 +338,8 @@ bool QMatMulVnniImpl(const float* x, int64_t m, int kind, const uint8_t* w, int6
         case vnni::kStretch64: return RunTiles<vnni::kStretch64>(arows, mb, w, row_bytes, n, nblk, ng, nb, bias, yb, t0, t1);
         case vnni::kDQ32: return RunTiles<vnni::kDQ32>(arows, mb, w, row_bytes, n, nblk, ng, nb, bias, yb, t0, t1);
         case vnni::kDQ64: return RunTiles<vnni::kDQ64>(arows, mb, w, row_bytes, n, nblk, ng, nb, bias, yb, t0, t1);
+        case vnni::kAsym4g32: return RunTiles<vnni::kAsym4g32>(arows, mb, w, row_bytes, n, nblk, ng, nb, bias, yb, t0, t1);
+        case vnni::kAsym4g64: return RunTiles<vnni::kAsym4g64>(arows, mb, w, row_bytes, n, nblk, ng, nb, bias, yb, t0, t1);
         default: return;
       }
     };
@@ -349,7 +367,12 @@ namespace {
 vnni::Kind KindOf(const quant::FormatInfo& f) {
   using quant::ScaleEncoding;
   const int g = f.group_size;
-  if (f.bits != 2 || f.row_header_bytes != 0) return vnni::kNone;
+  if (f.row_header_bytes != 0) return vnni::kNone;
+  if (f.bits == 4 && f.encoding == ScaleEncoding::kF16ScaleMin && f.block_weights == g && f.block_bytes == 4 + g / 2) {
+    if (g == 32) return vnni::kAsym4g32;
+    if (g == 64) return vnni::kAsym4g64;
+  }
+  if (f.bits != 2) return vnni::kNone;
   if (f.encoding == ScaleEncoding::kF16ScaleMin && f.block_weights == g && f.block_bytes == 4 + g / 4) {
     if (g == 64) return vnni::kAsym64;
     if (g == 128) return vnni::kAsym128;
