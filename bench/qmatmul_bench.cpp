@@ -136,7 +136,9 @@ BENCHMARK(BM_QMatMul)->Apply(QMatMulArgs)->UseRealTime()->Unit(benchmark::kMicro
 // CPU has it) with the weights streamed from DRAM as decode streams them: the
 // packed matrix is copied until the copies exceed 160 MiB (5 × a 32 MiB L3)
 // and the calls cycle through the copies. args: format index, a8 (0/1), m, n,
-// k, threads. Counters: GB/s of packed weights and G weights/s.
+// k, threads, streamed (0: one copy, L3-resident for the 2-bit formats, which
+// shows the kernel's arithmetic limit). Counters: GB/s of packed weights and
+// G weights/s.
 void BM_QDecodeStreamed(benchmark::State& state) {
   const FormatInfo& f = FormatAt(state.range(0));
   const bool a8 = state.range(1) != 0;
@@ -147,7 +149,8 @@ void BM_QDecodeStreamed(benchmark::State& state) {
   }
   SetNumThreads(static_cast<size_t>(state.range(5)));
   const std::vector<uint8_t>& w = PackedWeights(state.range(0), n, k);
-  const size_t copies = std::max<size_t>(2, (160u << 20) / w.size() + 1);
+  const bool streamed = state.range(6) != 0;
+  const size_t copies = streamed ? std::max<size_t>(2, (160u << 20) / w.size() + 1) : 1;
   static std::vector<uint8_t> pool;
   pool.resize(copies * w.size());
   for (size_t c = 0; c < copies; ++c) std::copy(w.begin(), w.end(), pool.begin() + static_cast<std::ptrdiff_t>(c * w.size()));
@@ -178,8 +181,9 @@ void QDecodeStreamedArgs(benchmark::internal::Benchmark* b) {
     for (int64_t threads : {1, 2}) {
       for (int64_t a8 : {0, 1}) {
         for (int64_t m : {1, 4}) {
-          b->Args({fi, a8, m, 8192, 3072, threads});
-          b->Args({fi, a8, m, 3072, 8192, threads});
+          b->Args({fi, a8, m, 8192, 3072, threads, 1});
+          b->Args({fi, a8, m, 3072, 8192, threads, 1});
+          b->Args({fi, a8, m, 3072, 3072, threads, 0});
         }
       }
     }
