@@ -229,7 +229,7 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
   if constexpr (WindowPath(K)) {
     constexpr int kDw = kBytes / 4;  // dwords per block: header, then codes
     for (; bi + 4 <= nblk; bi += 4) {
-      for (size_t q = 0; q < 4 * pf_step; q += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + bi * pf_step + q), _MM_HINT_T0);
+      for (size_t q = 0; q < 4 * pf_step; q += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + bi * pf_step + q), _MM_HINT_T1);
       __m512i acc[MR][kAcc];
       __m512i h = _mm512_setzero_si512();
 #pragma GCC unroll 16
@@ -254,7 +254,7 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
   }
   for (; bi < nblk; ++bi) {
     const size_t off = static_cast<size_t>(bi) * kBytes;
-    for (size_t q = 0; q < pf_step; q += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + bi * pf_step + q), _MM_HINT_T0);
+    for (size_t q = 0; q < pf_step; q += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + bi * pf_step + q), _MM_HINT_T1);
     __m512i acc[MR][kAcc];
     for (int r = 0; r < MR; ++r) {
       for (int s = 0; s < kAcc; ++s) acc[r][s] = _mm512_setzero_si512();
