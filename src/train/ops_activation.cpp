@@ -27,49 +27,36 @@ constexpr double kGeluTanhC = 0.7978845608028654;  // sqrt(2 / pi)
 constexpr double kGeluTanhA = 0.044715;
 constexpr double kQuickGeluA = 1.702;
 
-// act(x) in double (for the gated backward's d/d up = act(gate)).
-double ActValue(Activation act, double x) {
-  switch (act) {
-    case Activation::kSilu:
-      return x * Sigmoid(x);
-    case Activation::kGelu:
-      return 0.5 * x * std::erfc(-x / std::sqrt(2.0));
-    case Activation::kGeluTanh:
-      // 0.5 x (1 + tanh(a)) = x σ(2a)
-      return x * Sigmoid(2.0 * kGeluTanhC * (x + kGeluTanhA * x * x * x));
-    case Activation::kQuickGelu:
-      return x * Sigmoid(kQuickGeluA * x);
-    case Activation::kRelu:
-      return x > 0.0 ? x : 0.0;
-  }
-  return x;
-}
+// act(x) and act'(x) in double, sharing one exp / erfc / tanh: the gated
+// backward needs both, and these transcendental calls are its whole cost.
+struct ActAndDerivative {
+  double value, derivative;
+};
 
-// act'(x) in double.
-double ActDerivative(Activation act, double x) {
+ActAndDerivative Evaluate(Activation act, double x) {
   switch (act) {
-    case Activation::kSilu: {  // d/dx x σ(x) = σ + x σ (1 − σ)
+    case Activation::kSilu: {  // x σ(x);  d/dx = σ + x σ (1 − σ)
       const double s = Sigmoid(x);
-      return s + x * s * (1.0 - s);
+      return {x * s, s + x * s * (1.0 - s)};
     }
-    case Activation::kGelu: {  // d/dx x Φ(x) = Φ(x) + x φ(x)
+    case Activation::kGelu: {  // x Φ(x);  d/dx = Φ(x) + x φ(x)
       const double cdf = 0.5 * std::erfc(-x / std::sqrt(2.0));
       const double pdf = std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
-      return cdf + x * pdf;
+      return {x * cdf, cdf + x * pdf};
     }
-    case Activation::kGeluTanh: {  // a = c (x + 0.044715 x³); y = 0.5 x (1 + tanh a)
+    case Activation::kGeluTanh: {  // a = c (x + 0.044715 x³);  0.5 x (1 + tanh a)
       const double th = std::tanh(kGeluTanhC * (x + kGeluTanhA * x * x * x));
       const double da = kGeluTanhC * (1.0 + 3.0 * kGeluTanhA * x * x);
-      return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * da;
+      return {0.5 * x * (1.0 + th), 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * da};
     }
-    case Activation::kQuickGelu: {  // d/dx x σ(a x) = σ + a x σ (1 − σ)
+    case Activation::kQuickGelu: {  // x σ(a x);  d/dx = σ + a x σ (1 − σ)
       const double s = Sigmoid(kQuickGeluA * x);
-      return s + kQuickGeluA * x * s * (1.0 - s);
+      return {x * s, s + kQuickGeluA * x * s * (1.0 - s)};
     }
-    case Activation::kRelu:
-      return x > 0.0 ? 1.0 : 0.0;  // torch's choice at 0: gradient 0
+    case Activation::kRelu:  // torch's choice at 0: gradient 0
+      return {x > 0.0 ? x : 0.0, x > 0.0 ? 1.0 : 0.0};
   }
-  return 1.0;
+  return {x, 1.0};
 }
 
 }  // namespace
@@ -87,7 +74,7 @@ void ActivationForward(Activation act, const float* x, int64_t n, float* y) {
 void ActivationBackward(Activation act, const float* x, const float* dy, int64_t n, float* dx) {
   if (n <= 0 || dx == nullptr) return;
   ParallelFor(static_cast<size_t>(n), kGrain, [&](size_t b, size_t e, size_t) {
-    for (size_t i = b; i < e; ++i) dx[i] = static_cast<float>(dx[i] + ActDerivative(act, x[i]) * dy[i]);
+    for (size_t i = b; i < e; ++i) dx[i] = static_cast<float>(dx[i] + Evaluate(act, x[i]).derivative * dy[i]);
   });
 }
 
@@ -106,10 +93,9 @@ void GatedBackward(Activation act, const float* gate, const float* up, const flo
   if (n <= 0 || (dgate == nullptr && dup == nullptr)) return;
   ParallelFor(static_cast<size_t>(n), kGrain, [&](size_t b, size_t e, size_t) {
     for (size_t i = b; i < e; ++i) {
-      if (dgate != nullptr) {
-        dgate[i] = static_cast<float>(dgate[i] + ActDerivative(act, gate[i]) * up[i] * dout[i]);
-      }
-      if (dup != nullptr) dup[i] = static_cast<float>(dup[i] + ActValue(act, gate[i]) * dout[i]);
+      const ActAndDerivative a = Evaluate(act, gate[i]);
+      if (dgate != nullptr) dgate[i] = static_cast<float>(dgate[i] + a.derivative * up[i] * dout[i]);
+      if (dup != nullptr) dup[i] = static_cast<float>(dup[i] + a.value * dout[i]);
     }
   });
 }

@@ -153,15 +153,17 @@ const float* TrainableVlm::Forward(const VlmExample& ex) {
   return logits;
 }
 
-void TrainableVlm::Backward(const float* dlogits) {
+void TrainableVlm::Backward(const float* dlogits) { Backward(dlogits, {}); }
+
+void TrainableVlm::Backward(const float* dlogits, const std::vector<const float*>& dhidden) {
   Impl& m = *impl_;
   if (!m.forward_ok) return;
   if (!m.forward_image) {
-    m.decoder->Backward(dlogits, nullptr);
+    m.decoder->Backward(dlogits, dhidden, nullptr);
     return;
   }
   m.dfeatures.assign(static_cast<size_t>(m.vision->num_image_tokens() * m.config.text.hidden_size), 0.0f);
-  m.decoder->Backward(dlogits, m.dfeatures.data());
+  m.decoder->Backward(dlogits, dhidden, m.dfeatures.data());
   m.vision->Backward(m.dfeatures.data());
 }
 

@@ -52,7 +52,12 @@ class TrainableVlm {
   const float* Forward(const VlmExample& ex);
   // Backpropagates dlogits [T, vocab] of the last Forward into params().grad (accumulating).
   void Backward(const float* dlogits);
-  // Hidden states after decoder layer l (0-based) of the last Forward, [T, hidden]; for distillation.
+  // As Backward, plus gradients of hidden-state losses: dhidden[l] [T, hidden]
+  // (null = none) is d(loss)/d(DecoderHidden(l)); dhidden may be shorter than
+  // the layer count. dlogits may be null when only hidden states are matched.
+  void Backward(const float* dlogits, const std::vector<const float*>& dhidden);
+  // Hidden states after decoder layer l (0-based) of the last Forward, [T, hidden]
+  // (the residual stream, before the final norm); for distillation.
   const float* DecoderHidden(int layer) const;
 
   // QAT: from now on the weight `param_name` ([n, k] linear) is fake-quantized

@@ -1,7 +1,8 @@
 // train/vlm_checkpoint: a TrainableVlm to and from an HF checkpoint folder —
 // config.json spelled by model/synth_config (the same file `bitlens synth`
-// writes for LLaVA), generation_config.json and model.safetensors in HF v4
-// tensor names; loading accepts every layout transformers writes.
+// writes for LLaVA) and model.safetensors in HF v4 tensor names (side files
+// such as generation_config.json are the caller's); loading accepts every
+// layout transformers writes.
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -45,7 +46,6 @@ SynthPreset PresetFor(const ModelConfig& config) {
   p.config = config;
   if (p.config.architecture.empty()) p.config.architecture = "LlavaForConditionalGeneration";
   p.clip_projection_dim = config.vision ? config.vision->hidden_size : 0;  // unused by LLaVA
-  p.generation_eos_ids = config.text.eos_token_ids;
   return p;
 }
 
@@ -92,7 +92,6 @@ Status SaveVlmCheckpoint(const TrainableVlm& model, DType dtype, const std::stri
   if (ec) return IoError(dir + ": cannot create the directory: " + ec.message());
   const SynthPreset preset = PresetFor(model.config());
   BL_TRY(WriteFileAtomic(out / "config.json", SynthConfigJson(preset, dtype, HfLayout::kV4)));
-  BL_TRY(WriteFileAtomic(out / "generation_config.json", SynthGenerationConfigJson(preset, HfLayout::kV4)));
 
   const ParamSet& params = model.params();
   SafetensorsWriter writer((out / "model.safetensors").string());

@@ -127,23 +127,29 @@ const float* VlmDecoder::Forward(const int32_t* ids, int64_t T, const float* ima
   return logits_.data();
 }
 
-void VlmDecoder::Backward(const float* dlogits, float* dimage_features) {
+void VlmDecoder::Backward(const float* dlogits, const std::vector<const float*>& dhidden, float* dimage_features) {
   const int64_t T = T_, h = t_.hidden_size, I = t_.intermediate_size, qd = heads_ * hd_, kvd = kv_heads_ * hd_;
   const auto sz = [](int64_t a, int64_t b = 1, int64_t c = 1) { return static_cast<size_t>(a * b * c); };
   const float* cos = rope_->cos(0, false);
   const float* sin = rope_->sin(0, false);
 
   // lm_head (a tied head accumulates into embed_tokens' gradient), final norm.
-  Zero(dtmp_, sz(T, h));
-  head_.Backward(dlogits, xf_.data(), T, dtmp_.data());
   Zero(dx_, sz(T, h));
-  RmsNormBackward(dtmp_.data(), acts_.back().in.data(), final_norm_->value.data(), final_rstd_.data(), T, h,
-                  dx_.data(), GradOf(final_norm_));
+  if (dlogits != nullptr) {
+    Zero(dtmp_, sz(T, h));
+    head_.Backward(dlogits, xf_.data(), T, dtmp_.data());
+    RmsNormBackward(dtmp_.data(), acts_.back().in.data(), final_norm_->value.data(), final_rstd_.data(), T, h,
+                    dx_.data(), GradOf(final_norm_));
+  }
 
-  // dx_ holds d(loss)/d(layer output), last layer first.
+  // dx_ holds d(loss)/d(layer output), last layer first; hidden-state losses
+  // join at the output of their layer.
   for (int64_t li = t_.num_hidden_layers - 1; li >= 0; --li) {
     VlmDecoderLayer& L = layers_[static_cast<size_t>(li)];
     LayerActs& a = acts_[static_cast<size_t>(li)];
+    if (static_cast<size_t>(li) < dhidden.size() && dhidden[static_cast<size_t>(li)] != nullptr) {
+      AddInto(dx_.data(), dhidden[static_cast<size_t>(li)], T * h);
+    }
     // MLP half.
     dmid_ = dx_;
     Zero(dact_, sz(T, I));

@@ -29,9 +29,11 @@ class VlmDecoder {
   // ids [T] -> logits [T, vocab]. Positions whose id is image_token_index take
   // the rows of image_features [count, hidden] in order, when it is non-null.
   const float* Forward(const int32_t* ids, int64_t T, const float* image_features);
-  // dlogits [T, vocab] -> Param grads; d(image_features) of the last Forward
-  // (when it had image rows) is written (not accumulated) to dimage_features.
-  void Backward(const float* dlogits, float* dimage_features);
+  // dlogits [T, vocab] (may be null) and dhidden[l] [T, hidden] (gradient of
+  // hidden_after(l); null or missing = none) -> Param grads; d(image_features)
+  // of the last Forward (when it had image rows) is written (not accumulated)
+  // to dimage_features.
+  void Backward(const float* dlogits, const std::vector<const float*>& dhidden, float* dimage_features);
   // Residual stream after layer `layer` of the last Forward, [T, hidden].
   const float* hidden_after(int layer) const { return acts_[static_cast<size_t>(layer) + 1].in.data(); }
   int64_t tokens() const { return T_; }

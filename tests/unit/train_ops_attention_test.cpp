@@ -25,7 +25,7 @@ using testing::RandomVector;
 // Finite-difference bounds (h = 0.01 on f32 inputs), the classes of
 // train_ops_test.cpp. RoPE is linear in x: only the f32 rounding of the
 // forward divided by 2h remains (seen up to 1.2e-5). Attention adds the
-// O(h²) truncation error of the softmax (seen up to 6e-5 absolute).
+// O(h²) truncation error of the softmax (seen up to 1.7e-4 on a gradient of 0.6).
 constexpr double kLinearRtol = 2e-4, kLinearAtol = 5e-4;
 constexpr double kSmoothRtol = 1e-3, kSmoothAtol = 2e-4;
 
@@ -152,6 +152,9 @@ const AttnCase kAttnCases[] = {
     {"gqa bidirectional", 7, 4, 2, 5, false},
     {"mha causal", 9, 3, 3, 7, true},
     {"mha bidirectional", 9, 3, 3, 7, false},
+    // Past 64 query rows the backward works in several row blocks, the last one partial.
+    {"gqa causal, two row blocks", 70, 4, 2, 5, true},
+    {"mha bidirectional, two row blocks", 67, 2, 2, 3, false},
 };
 
 struct AttnInputs {
@@ -228,6 +231,7 @@ TEST(TrainAttention, ForwardMatchesInferenceKernel) {
 }
 
 TEST(TrainAttention, BackwardMatchesFiniteDifferences) {
+  constexpr size_t kMaxChecks = 400;  // every element of the small cases, a stride of the long ones
   for (const AttnCase& c : kAttnCases) {
     AttnInputs in(c, 200);
     const std::vector<float> probe = RandomVector(in.q.size(), 299);
@@ -237,11 +241,11 @@ TEST(TrainAttention, BackwardMatchesFiniteDifferences) {
     Backward(c, in, probs, probe, g);
     auto loss = [&] { return Dot(probe, Forward(c, in)); };
     ExpectGradientMatches("attention dq (" + c.name + ")", in.q, g.dq, loss, 1e-2, kSmoothRtol, kSmoothAtol,
-                          in.q.size());
+                          kMaxChecks);
     ExpectGradientMatches("attention dk (" + c.name + ")", in.k, g.dk, loss, 1e-2, kSmoothRtol, kSmoothAtol,
-                          in.k.size());
+                          kMaxChecks);
     ExpectGradientMatches("attention dv (" + c.name + ")", in.v, g.dv, loss, 1e-2, kSmoothRtol, kSmoothAtol,
-                          in.v.size());
+                          kMaxChecks);
   }
 }
 
@@ -290,7 +294,7 @@ TEST(TrainAttention, BackwardAccumulatesAndSkipsNullGradients) {
 
 TEST(TrainAttention, SameResultsWithOneAndTwoThreads) {
   ThreadsGuard guard;
-  const AttnCase c{"gqa causal, longer", 33, 4, 2, 16, true};
+  const AttnCase c{"gqa causal, several row blocks", 150, 4, 2, 16, true};
   const AttnInputs in(c, 400);
   const std::vector<float> dout = RandomVector(in.q.size(), 401);
   std::vector<float> out[2], probs[2];

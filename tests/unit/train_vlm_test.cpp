@@ -12,11 +12,17 @@
 #include <gtest/gtest.h>
 
 #include "base/f16.h"
+#include "base/thread_pool.h"
+#include "formats/safetensors.h"
 #include "formats/hf_config.h"
 #include "model/model.h"
+#include "model/synth.h"
 #include "runtime/session.h"
 #include "test_paths.h"
+#include "quant/formats.h"
+#include "train/fake_quant.h"
 #include "train/ops.h"
+#include "train/optim.h"
 #include "train/vlm.h"
 #include "train_grad_check.h"
 
@@ -150,11 +156,23 @@ LogitDiff CompareLogits(const float* got, const std::vector<float>& want) {
 // loaded by LoadModel and run through Session (the path of `bitlens run`),
 // the logits at every position agree to 1e-4 of the largest logit, with and
 // without an image, untied and tied heads.
-class TrainVlmRuntime : public ::testing::TestWithParam<bool> {};
+// The "full" variant keeps the class token and takes the last layer's output
+// (vision_feature_layer -1): 5 image tokens.
+struct RuntimeCase {
+  bool tied;
+  bool full;
+};
+
+class TrainVlmRuntime : public ::testing::TestWithParam<RuntimeCase> {};
 
 TEST_P(TrainVlmRuntime, LogitsEqualTheInferencePath) {
-  const bool tied = GetParam();
-  auto model = MakeModel(TinyConfig(tied), 7);
+  const bool tied = GetParam().tied;
+  ModelConfig config = TinyConfig(tied);
+  if (GetParam().full) {
+    config.vision_feature_select_strategy = "full";
+    config.vision_feature_layer = -1;
+  }
+  auto model = MakeModel(config, 7);
   ASSERT_NE(model, nullptr);
   const std::string dir = testing::ScratchDir() + "/vlm";
   const Status saved = train::SaveVlmCheckpoint(*model, DType::kF32, dir);
@@ -166,11 +184,13 @@ TEST_P(TrainVlmRuntime, LogitsEqualTheInferencePath) {
   auto session = Session::Create(**loaded, SessionOptions{});
   ASSERT_TRUE(session.ok()) << session.status().message();
 
-  const VlmExample with_image = ImageExample(11);
+  VlmExample with_image = ImageExample(11);
+  if (GetParam().full) with_image.input_ids.insert(with_image.input_ids.begin() + 2, kImageToken);
+  ASSERT_EQ((*loaded)->vision->num_image_tokens(), GetParam().full ? 5 : 4);
   VlmExample text_only = ImageExample(11);
   text_only.pixel_values.clear();
   text_only.input_ids = {1, 5, 9, 14, 27, 33, 48, 2};
-  for (const VlmExample* ex : {&with_image, static_cast<const VlmExample*>(&text_only)}) {
+  for (const VlmExample* ex : {&with_image, &text_only}) {
     std::vector<float> image_rows;
     const float* image = nullptr;
     if (!ex->pixel_values.empty()) {
@@ -194,8 +214,61 @@ TEST_P(TrainVlmRuntime, LogitsEqualTheInferencePath) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Heads, TrainVlmRuntime, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Tied" : "Untied"; });
+INSTANTIATE_TEST_SUITE_P(Heads, TrainVlmRuntime,
+                         ::testing::Values(RuntimeCase{false, false}, RuntimeCase{true, false}, RuntimeCase{false, true}),
+                         [](const ::testing::TestParamInfo<RuntimeCase>& info) {
+                           return std::string(info.param.tied ? "Tied" : "Untied") + (info.param.full ? "Full" : "Default");
+                         });
+
+// A checkpoint bitlens synth wrote (tiny LLaVA, v4 and v5 tensor names) loads
+// into the trainable model and runs with the runtime's logits; Create draws
+// the weights of `bitlens synth --seed` (v4, its default layout).
+TEST(TrainVlm, LoadsSynthesizedCheckpointsOfEveryLayout) {
+  for (HfLayout layout : {HfLayout::kV4, HfLayout::kV5}) {
+    SynthOptions options;
+    options.family = SynthFamily::kLlava;
+    options.preset = "tiny";
+    options.seed = 5;
+    options.layout = layout;
+    options.output_dir = testing::ScratchDir() + "/synth";
+    auto synth = Synthesize(options);
+    ASSERT_TRUE(synth.ok()) << synth.status().message();
+    auto loaded = TrainableVlm::Load(options.output_dir);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+    // synth keys its random streams by the tensor names it writes, so only
+    // the v4 file (synth's default) holds Create's weights.
+    if (layout == HfLayout::kV4) {
+      auto created = TrainableVlm::Create((*loaded)->config(), 5);
+      ASSERT_TRUE(created.ok()) << created.status().message();
+      ASSERT_EQ((*loaded)->params().size(), (*created)->params().size());
+      for (size_t i = 0; i < (*loaded)->params().size(); ++i) {
+        ASSERT_EQ((*loaded)->params()[i].value, (*created)->params()[i].value) << (*loaded)->params()[i].name;
+      }
+    }
+
+    auto runtime = LoadModel(options.output_dir);
+    ASSERT_TRUE(runtime.ok()) << runtime.status().message();
+    auto session = Session::Create(**runtime, SessionOptions{});
+    ASSERT_TRUE(session.ok()) << session.status().message();
+    const ModelConfig& c = (*loaded)->config();
+    VlmExample ex;
+    ex.input_ids = {1, 300, 17};
+    for (int64_t i = 0; i < c.image_seq_length(); ++i) ex.input_ids.push_back(static_cast<int32_t>(c.image_token_index));
+    for (int32_t id : {44, 401, 9, 2}) ex.input_ids.push_back(id);
+    ex.pixel_values = testing::RandomVector(static_cast<size_t>(3 * c.vision->image_size * c.vision->image_size), 4);
+    std::vector<float> rows(static_cast<size_t>(c.image_seq_length() * c.text.hidden_size));
+    const Tensor pixels = Tensor::FromF32({3, c.vision->image_size, c.vision->image_size}, ex.pixel_values);
+    ASSERT_TRUE((*runtime)->vision->Encode(pixels, rows.data()).ok());
+    auto want = (*session)->EvaluateLogits(ex.input_ids, rows.data());
+    ASSERT_TRUE(want.ok()) << want.status().message();
+    const float* got = (*loaded)->Forward(ex);
+    ASSERT_NE(got, nullptr);
+    const LogitDiff d = CompareLogits(got, *want);
+    EXPECT_LE(d.max_abs, 1e-4 * std::max(1.0, d.max_ref))
+        << HfLayoutName(layout) << ": logits differ most at " << d.index << ": trainable " << got[d.index] << ", runtime "
+        << (*want)[static_cast<size_t>(d.index)];
+  }
+}
 
 // End-to-end gradient of the mean cross-entropy against central differences,
 // a stride of entries from every tensor. Float forward passes: the loss (~4)
@@ -244,6 +317,59 @@ TEST_P(TrainVlmGradient, MatchesFiniteDifferencesForEveryTensor) {
 INSTANTIATE_TEST_SUITE_P(Heads, TrainVlmGradient, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Tied" : "Untied"; });
 
+// Hidden-state matching (distillation): the gradient of Σ probe · DecoderHidden(0)
+// alone (no logits) against finite differences, with the same bounds as the
+// end-to-end check; layer 1, the final norm and the head must get none. And the
+// last hidden state through the final norm and head gives the logits.
+TEST(TrainVlm, HiddenStateGradientMatchesFiniteDifferences) {
+  auto model = MakeModel(TinyConfig(), 23);
+  ASSERT_NE(model, nullptr);
+  const VlmExample ex = ImageExample(6);
+  const int64_t T = static_cast<int64_t>(ex.input_ids.size()), h = 32;
+  const std::vector<float> probe = testing::RandomVector(static_cast<size_t>(T * h), 99);
+  auto hidden_loss = [&] {
+    EXPECT_NE(model->Forward(ex), nullptr);
+    const float* hid = model->DecoderHidden(0);
+    double sum = 0;
+    for (int64_t i = 0; i < T * h; ++i) sum += static_cast<double>(probe[static_cast<size_t>(i)]) * hid[i];
+    return sum;
+  };
+  train::ParamSet& params = model->params();
+  params.ZeroGrad();
+  ASSERT_NE(model->Forward(ex), nullptr);
+  model->Backward(nullptr, {probe.data()});
+  for (size_t i = 0; i < params.size(); ++i) {
+    Param& p = params[i];
+    double max_grad = 0;
+    for (float g : p.grad) max_grad = std::max(max_grad, static_cast<double>(std::fabs(g)));
+    const bool after = p.name.find("language_model.model.layers.1.") != std::string::npos ||
+                       p.name.find("lm_head") != std::string::npos || p.name == "language_model.model.norm.weight";
+    if (after) {
+      EXPECT_EQ(max_grad, 0.0) << p.name << " lies after layer 0 but has a gradient";
+      continue;
+    }
+    if (p.name.find("layers.0.") == std::string::npos && p.name.find("embed_tokens") == std::string::npos &&
+        p.name.find("linear_1") == std::string::npos) {
+      continue;  // a sample: decoder layer 0, embeddings, the projector, vision layer 0
+    }
+    if (p.name.find("k_proj.bias") != std::string::npos) continue;  // zero by symmetry (see above)
+    EXPECT_GT(max_grad, 2e-3) << p.name << ": gradient too small for the check to mean anything";
+    const std::vector<float> analytic = p.grad;
+    testing::ExpectGradientMatches(p.name, p.value, analytic, hidden_loss, 1e-2, 3e-2, 2e-4, 16);
+  }
+
+  // final norm + head of the last hidden state = the logits.
+  const float* logits = model->Forward(ex);
+  ASSERT_NE(logits, nullptr);
+  std::vector<float> xf(static_cast<size_t>(T * h)), rstd(static_cast<size_t>(T)), want(static_cast<size_t>(T * 64));
+  train::RmsNormForward(model->DecoderHidden(1), params.Find("language_model.model.norm.weight")->value.data(), T, h,
+                        1e-5f, xf.data(), rstd.data());
+  train::LinearForward(xf.data(), params.Find("language_model.lm_head.weight")->value.data(), nullptr, T, h, 64,
+                       want.data());
+  EXPECT_EQ(std::vector<float>(logits, logits + T * 64), want);
+  EXPECT_EQ(model->DecoderHidden(2), nullptr);
+}
+
 TEST(TrainVlm, SaveLoadRoundTripsParams) {
   auto model = MakeModel(TinyConfig(), 3);
   ASSERT_NE(model, nullptr);
@@ -264,6 +390,61 @@ TEST(TrainVlm, SaveLoadRoundTripsParams) {
         ASSERT_EQ(b[i].value[j], want) << DTypeName(dtype) << " " << a[i].name << "[" << j << "]";
       }
     }
+  }
+}
+
+// Training runs are reproducible whatever the thread count: logits and every
+// gradient are bit-identical with 1 and 2 threads.
+TEST(TrainVlm, ForwardAndBackwardAreBitIdenticalForAnyThreadCount) {
+  const VlmExample ex = ImageExample(4);
+  std::vector<std::vector<float>> grads[2];
+  double losses[2];
+  for (int run = 0; run < 2; ++run) {
+    SetNumThreads(run == 0 ? 1 : 2);
+    auto model = MakeModel(TinyConfig(), 31);
+    ASSERT_NE(model, nullptr);
+    model->params().ZeroGrad();
+    losses[run] = Loss(*model, ex, /*backward=*/true);
+    for (size_t i = 0; i < model->params().size(); ++i) grads[run].push_back(model->params()[i].grad);
+  }
+  SetNumThreads(0);
+  EXPECT_EQ(losses[0], losses[1]);
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << "parameter " << i;
+}
+
+// A checkpoint that does not fit its config.json fails to load with a
+// message naming the tensor: missing, wrong shape, or quantized.
+TEST(TrainVlm, LoadNamesTheBadTensor) {
+  auto model = MakeModel(TinyConfig(), 3);
+  ASSERT_NE(model, nullptr);
+  const std::string dir = testing::ScratchDir() + "/bad";
+  ASSERT_TRUE(train::SaveVlmCheckpoint(*model, DType::kF32, dir).ok());
+  const train::ParamSet& params = model->params();
+  const std::string victim = "language_model.model.layers.1.mlp.down_proj.weight";
+  struct Case {
+    const char* what;
+    StatusCode code;
+  };
+  for (const Case c : {Case{"missing", StatusCode::kNotFound}, Case{"shape", StatusCode::kInvalidArgument},
+                       Case{"dtype", StatusCode::kInvalidArgument}}) {
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    std::vector<uint8_t> bytes(48 * 32, 1);
+    for (size_t i = 0; i < params.size(); ++i) {
+      const Param& p = params[i];
+      if (p.name != victim) {
+        tensors.emplace_back(p.name, Tensor::FromF32(p.shape, p.value));
+      } else if (std::string(c.what) == "shape") {
+        tensors.emplace_back(p.name, Tensor::FromF32({p.shape[1], p.shape[0]}, p.value));
+      } else if (std::string(c.what) == "dtype") {
+        tensors.emplace_back(p.name, Tensor(DType::kU8, p.shape, bytes.data()));
+      }
+    }
+    ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", tensors).ok());
+    auto loaded = TrainableVlm::Load(dir);
+    ASSERT_FALSE(loaded.ok()) << c.what;
+    EXPECT_EQ(loaded.status().code(), c.code) << c.what << ": " << loaded.status().message();
+    EXPECT_NE(loaded.status().message().find(victim), std::string::npos) << loaded.status().message();
   }
 }
 
@@ -305,6 +486,94 @@ TEST(TrainVlm, SgdStepsLowerTheLoss) {
     }
   }
   EXPECT_LT(last, 0.7 * first) << "loss went from " << first << " to " << last << " in 10 SGD steps";
+}
+
+// AdamW (train/optim) on one example: the loss must fall well below where it started.
+TEST(TrainVlm, AdamWStepsLowerTheLoss) {
+  auto model = MakeModel(TinyConfig(/*tied=*/true), 13);
+  ASSERT_NE(model, nullptr);
+  const VlmExample ex = ImageExample(3);
+  train::ParamSet& params = model->params();
+  train::AdamW adamw(params, train::AdamWConfig{});
+  double first = 0, last = 0;
+  for (int step = 0; step < 10; ++step) {
+    params.ZeroGrad();
+    last = Loss(*model, ex, /*backward=*/true);
+    if (step == 0) first = last;
+    adamw.Step(params, 1e-2f);
+  }
+  EXPECT_LT(last, 0.5 * first) << "loss went from " << first << " to " << last << " in 10 AdamW steps";
+}
+
+// QAT routing: with fake quantization on three weights (2-bit groups in the
+// decoder MLP and the untied head, 8-bit rows in a vision MLP), the model's
+// logits are exactly those of a copy whose weights ARE the fake-quantized
+// values, and the master weights' and grids' gradients are FakeQuantBackward
+// of that copy's weight gradients.
+TEST(TrainVlm, FakeQuantForwardAndBackwardRouteThroughTheGrids) {
+  const ModelConfig config = TinyConfig();
+  auto qat = MakeModel(config, 17);
+  auto copy = MakeModel(config, 17);
+  ASSERT_TRUE(qat && copy);
+  const VlmExample ex = ImageExample(8);
+  struct Site {
+    const char* name;
+    const char* format;
+  };
+  const Site sites[] = {{"language_model.model.layers.0.mlp.up_proj.weight", "w2g32"},
+                        {"language_model.lm_head.weight", "w2g32"},
+                        {"vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight", "w8"}};
+  std::vector<train::FakeQuantGrids> grids, expected_grids;
+  for (const Site& s : sites) {
+    Param* w = qat->params().Find(s.name);
+    ASSERT_NE(w, nullptr) << s.name;
+    auto format = quant::FindFormat(s.format);
+    ASSERT_TRUE(format.ok());
+    auto g = train::InitGridsRtn(**format, w->value.data(), w->shape[0], w->shape[1]);
+    ASSERT_TRUE(g.ok()) << g.status().message();
+    grids.push_back(*g);
+    expected_grids.push_back(*g);
+  }
+  for (size_t i = 0; i < grids.size(); ++i) {
+    const Status st = qat->SetFakeQuant(sites[i].name, &grids[i]);
+    ASSERT_TRUE(st.ok()) << st.message();
+    Param* w = copy->params().Find(sites[i].name);
+    std::vector<float> wq(w->value.size());
+    train::FakeQuantForward(grids[i], w->value.data(), wq.data());
+    EXPECT_NE(wq, w->value) << sites[i].name << ": fake quantization changed nothing";
+    w->value = wq;
+  }
+  qat->params().ZeroGrad();
+  copy->params().ZeroGrad();
+  const double loss_qat = Loss(*qat, ex, /*backward=*/true);
+  const double loss_copy = Loss(*copy, ex, /*backward=*/true);
+  EXPECT_EQ(loss_qat, loss_copy);
+
+  for (size_t i = 0; i < qat->params().size(); ++i) {
+    const Param& p = qat->params()[i];
+    const Param& c = copy->params()[i];
+    const auto site = std::find_if(std::begin(sites), std::end(sites), [&](const Site& s) { return p.name == s.name; });
+    if (site == std::end(sites)) {
+      ASSERT_EQ(p.grad, c.grad) << p.name << ": gradient differs from the copy's";
+      continue;
+    }
+    const size_t g = static_cast<size_t>(site - std::begin(sites));
+    std::vector<float> want(p.value.size(), 0.0f);
+    train::FakeQuantBackward(expected_grids[g], p.value.data(), c.grad.data(), want.data());
+    EXPECT_EQ(p.grad, want) << p.name << ": master gradient is not the STE of the copy's";
+    EXPECT_EQ(grids[g].dscale, expected_grids[g].dscale) << p.name;
+    EXPECT_EQ(grids[g].doffset, expected_grids[g].doffset) << p.name;
+    double dscale = 0;
+    for (float x : grids[g].dscale) dscale += std::fabs(x);
+    EXPECT_GT(dscale, 0.0) << p.name << ": the grids received no gradient";
+  }
+
+  // Switching it off again restores the master weights in the forward.
+  auto plain = MakeModel(config, 17);
+  for (const Site& s : sites) ASSERT_TRUE(qat->SetFakeQuant(s.name, nullptr).ok());
+  EXPECT_EQ(Loss(*qat, ex, false), Loss(*plain, ex, false));
+  // Grids of the wrong shape are refused.
+  EXPECT_EQ(qat->SetFakeQuant(sites[0].name, &grids[1]).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(TrainVlm, RejectsUnsupportedConfigsAndBadExamples) {
