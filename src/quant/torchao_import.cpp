@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -197,12 +198,17 @@ std::vector<float> ToFloats(const Tensor& t) {
   return std::vector<float>(f.data_as<float>(), f.data_as<float>() + f.numel());
 }
 
+// One output tensor: a plain tensor copied from its mapping, or a torchao
+// weight checked and planned here and packed only when it is written (so at
+// most one packed tensor is in memory at a time).
 struct PlannedOut {
   std::string name;
   DType dtype;
   Shape shape;
-  std::vector<uint8_t> packed;  // packed weights
-  Tensor copy;                  // plain tensors
+  Tensor copy;                        // plain tensors
+  std::unique_ptr<TorchaoWeight> w;   // torchao weights (scale/zero_point widened)
+  const FormatInfo* format = nullptr;
+  size_t report = 0;                  // index into TorchaoImportResult::tensors
 };
 
 Result<DType> TorchDType(const json& v, const std::string& what) {
@@ -266,20 +272,19 @@ Result<PlannedOut> ImportIntx(const Checkpoint& ckpt, const std::string& file, c
                                          {DType::kF32, DType::kBF16, DType::kF16}, grid_shape));
   BL_ASSIGN_OR_RETURN(Tensor zp, Need(ckpt, file, name, prefix + "zero_point",
                                       {DType::kI8, DType::kI32, DType::kF32, DType::kBF16, DType::kF16}, grid_shape));
-  TorchaoWeight w;
+  PlannedOut out{name, DType::kU8, {n, static_cast<int64_t>(RowBytes(*format, k))}, {}, nullptr, format, 0};
+  out.w = std::make_unique<TorchaoWeight>();
+  TorchaoWeight& w = *out.w;
   w.name = file + ": " + name;
   w.bits = bits, w.n = n, w.k = k, w.group_size = group;
-  w.qdata = q.data_as<int8_t>();
+  w.qdata = q.data_as<int8_t>();  // points into the mapping, which the checkpoint keeps
   w.scale = ToFloats(scale);
   w.zero_point = ToFloats(zp);
   w.compute = compute;
-  PlannedOut out{name, DType::kU8, {n, static_cast<int64_t>(RowBytes(*format, k))}, {}, {}};
-  out.packed.resize(static_cast<size_t>(n) * RowBytes(*format, k));
   report->name = name;
   report->format = format;
   report->bits = bits, report->n = n, report->k = k;
   report->activation_quantization = act;
-  BL_TRY(PackTorchaoWeight(w, *format, out.packed.data(), &report->error));
   return out;
 }
 
@@ -342,7 +347,7 @@ Result<TorchaoImportResult> ImportTorchaoCheckpoint(const TorchaoImportOptions& 
     if (type == "Tensor") {
       if (!ckpt.Has(name)) return NotFound(file + ": tensor '" + name + "' is listed in tensor_names but missing");
       BL_ASSIGN_OR_RETURN(Tensor t, ckpt.Get(name));
-      outs.push_back({name, t.dtype(), t.shape(), {}, t});
+      outs.push_back({name, t.dtype(), t.shape(), t, nullptr, nullptr, 0});
       claimed.insert(name);
       result.copied += 1;
       result.tensors.push_back({name, nullptr, 0, t.numel() > 0 ? t.dim(0) : 0, 0, "", {}});
@@ -352,8 +357,8 @@ Result<TorchaoImportResult> ImportTorchaoCheckpoint(const TorchaoImportOptions& 
       const std::string prefix = name.substr(0, name.rfind('.')) + "._" + name.substr(name.rfind('.') + 1) + "_";
       for (const char* part : {"qdata", "scale", "zero_point"}) claimed.insert(prefix + part);
       qc.tensors[name] = {report.format, report.n, report.k};
-      result.error.Merge(report.error);
       result.packed += 1;
+      o.report = result.tensors.size();
       result.tensors.push_back(report);
       outs.push_back(std::move(o));
     } else {
@@ -374,12 +379,17 @@ Result<TorchaoImportResult> ImportTorchaoCheckpoint(const TorchaoImportOptions& 
   SafetensorsWriter writer((staging->path() / "model.safetensors").string());
   for (const PlannedOut& o : outs) writer.Declare(o.name, o.dtype, o.shape);
   BL_TRY(writer.Begin());
+  std::vector<uint8_t> packed;
   for (const PlannedOut& o : outs) {
-    if (o.copy.empty()) {
-      BL_TRY(writer.Write(o.packed.data(), o.packed.size()));
-    } else {
+    if (o.w == nullptr) {
       BL_TRY(writer.Write(o.copy.data(), o.copy.nbytes()));
+      continue;
     }
+    TorchaoImportedTensor& report = result.tensors[o.report];
+    packed.resize(static_cast<size_t>(o.w->n) * RowBytes(*o.format, o.w->k));
+    BL_TRY(PackTorchaoWeight(*o.w, *o.format, packed.data(), &report.error));
+    result.error.Merge(report.error);
+    BL_TRY(writer.Write(packed.data(), packed.size()));
   }
   BL_TRY(writer.Finish());
 
