@@ -96,6 +96,7 @@ Result<suite::Calibration> PrepareCalibration(const EvalSuiteOptions& o, const s
   if (!o.calib_path.empty()) {
     BL_ASSIGN_OR_RETURN(calib.samples, quant::ReadCalibJsonl(o.calib_path));
     calib.path = o.calib_path;
+    calib.file = o.calib_path;
     table->calib_source = o.calib_path;
   } else {
     const int64_t n = o.synthetic_calib > 0 ? o.synthetic_calib : (o.quick ? 4 : 128);
@@ -103,6 +104,7 @@ Result<suite::Calibration> PrepareCalibration(const EvalSuiteOptions& o, const s
     BL_TRY(train::WriteSplit(o.data, train::Split::kTrain, n, dir));
     BL_ASSIGN_OR_RETURN(calib.samples, quant::ReadCalibJsonl(dir + "/train.jsonl"));
     calib.path = "$WORK/calib/train.jsonl";
+    calib.file = dir + "/train.jsonl";
     table->calib_source = std::to_string(n) + " synthetic train samples (bitlens data, seed " +
                           std::to_string(o.data.seed) + ", " + std::to_string(o.data.image_size) + " px)";
   }
@@ -147,6 +149,11 @@ Status RunVlmTable(const EvalSuiteOptions& o, const std::string& work, const sui
   BL_ASSIGN_OR_RETURN(EvalReport fp_report, Evaluate(*fp, fp.get(), items, eo));
   fp_row.metrics = MetricsOf(fp_report);
   fp_row.commands.push_back(EvalCommand(o.model_dir, o.model_dir, o, count));
+  char fp_line[160];
+  std::snprintf(fp_line, sizeof(fp_line), "fp: %.3f MB, %.3f bpw, accuracy %.4f, KL %.5f, top-1 %.4f",
+                fp_row.size.megabytes(), fp_row.size.bpw(), fp_row.metrics.accuracy, fp_row.metrics.kl,
+                fp_row.metrics.top1);
+  progress(fp_line);
   table->rows.push_back(std::move(fp_row));
 
   for (const std::string& method : methods) {

@@ -183,6 +183,8 @@ std::string ResultsMarkdown(const EvalSuiteReport& r) {
         "(its LM head is tied to the embeddings).\n"
         "Size is every `*.safetensors` file of the written checkpoint in MB (10^6 bytes); bpw is 8 × tensor bytes / "
         "parameters, over every parameter (norms, biases, embeddings included).\n"
+        "t1 stores blocks of 256 weights with one scale; a row shorter than 256 (stories260K's 64-wide rows, a narrow "
+        "vision tower) is padded to a whole block, and bpw counts that padding.\n"
         "Method time is the wall time of producing the checkpoint (calibration included), not of the evaluation.\n\n";
 
   const bench::MachineInfo& m = r.machine;

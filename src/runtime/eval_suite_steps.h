@@ -23,6 +23,7 @@ struct Calibration {
   std::vector<quant::CalibSample> samples;
   quant::CalibOptions options;
   std::string path;  // the JSONL as written in the commands ("$WORK/..." for synthesized files)
+  std::string file;  // the JSONL on disk
 };
 
 // Quantizes `source` into `out` (replaced if present) with method "rtn",

@@ -135,6 +135,7 @@ Result<SuiteTable> RunStoriesTable(const EvalSuiteOptions& o, const std::string&
     }
     BL_TRY(WriteFileAtomically(work + "/stories-calib.jsonl", jsonl));
     calib.path = "$WORK/stories-calib.jsonl";
+    calib.file = work + "/stories-calib.jsonl";
   }
   table.prompts = StoriesPrompts();
   table.eval_items = static_cast<int64_t>(seqs.size());
