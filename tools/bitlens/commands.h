@@ -17,6 +17,7 @@ void AddConvertCommand(CLI::App& app, Status* result);
 void AddQuantizeCommand(CLI::App& app, Status* result);
 void AddBenchCommand(CLI::App& app, Status* result);
 void AddDataCommand(CLI::App& app, Status* result);
+void AddEvalCommand(CLI::App& app, Status* result);
 void AddEvalSuiteCommand(CLI::App& app, Status* result);
 
 }  // namespace bitlens::cli
