@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <memory>
@@ -84,11 +85,18 @@ std::vector<std::string> KindsOf(const std::vector<EvalItem>& items) {
   return kinds;
 }
 
+std::string CatalogFraction(const train::DataOptions& d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", d.catalog_fraction);
+  return buf;
+}
+
 std::string EvalCommand(const std::string& model, const std::string& reference, const EvalSuiteOptions& o,
                         int64_t count) {
   return "bitlens eval --model " + model + " --reference " + reference + " --split test --count " +
          std::to_string(count) + " --seed " + std::to_string(o.data.seed) + " --image-size " +
-         std::to_string(o.data.image_size) + " --max-new-tokens " + std::to_string(o.max_new_tokens);
+         std::to_string(o.data.image_size) + " --catalog-fraction " + CatalogFraction(o.data) + " --max-new-tokens " +
+         std::to_string(o.max_new_tokens);
 }
 
 Result<suite::Calibration> PrepareCalibration(const EvalSuiteOptions& o, const std::string& work, SuiteTable* table) {
@@ -106,7 +114,8 @@ Result<suite::Calibration> PrepareCalibration(const EvalSuiteOptions& o, const s
     calib.path = "$WORK/calib/train.jsonl";
     calib.file = dir + "/train.jsonl";
     table->calib_source = std::to_string(n) + " synthetic train samples (bitlens data, seed " +
-                          std::to_string(o.data.seed) + ", " + std::to_string(o.data.image_size) + " px)";
+                          std::to_string(o.data.seed) + ", " + std::to_string(o.data.image_size) +
+                          " px, catalogue share " + CatalogFraction(o.data) + ")";
   }
   table->calib_samples = static_cast<int64_t>(calib.samples.size());
   return calib;

@@ -109,9 +109,9 @@ struct EvalSuiteOptions {
   bool quick = false;             // few samples and steps: for tests, not for figures
   bool qat = true;                // false: leave the QAT rows out (the document says so)
   std::string work_dir;           // intermediate checkpoints; empty: a temporary directory removed after
-  train::DataOptions data;        // seed and image size of the evaluation and synthetic calibration samples
+  train::DataOptions data;        // seed, image size, catalogue share of the evaluation and calibration samples
   int64_t eval_count = 0;         // test samples; 0: 1000 (quick: 8)
-  int64_t max_new_tokens = 48;    // greedy answer length cap
+  int64_t max_new_tokens = 64;    // greedy answer length cap (as bitlens eval)
   int threads = 0;                // recorded in the document (the caller sets the pool)
   std::string command_line;       // recorded in the document
   std::function<void(const std::string&)> on_progress;  // one line per step

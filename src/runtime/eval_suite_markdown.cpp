@@ -148,7 +148,8 @@ std::string ResultsMarkdown(const EvalSuiteReport& r) {
   const SuiteTable& v = r.vlm;
   md << "## " << v.title << "\n\n"
      << "Model `" << v.model << "`; " << v.eval_items << " samples of the synthetic test split (seed " << r.data.seed
-     << ", " << r.data.image_size << " px images), answers decoded greedily (exact match), KL(full precision ‖ model)\n"
+     << ", " << r.data.image_size << " px images, catalogue share " << Fixed(r.data.catalog_fraction, 2)
+     << "), answers decoded greedily (exact match), KL(full precision ‖ model)\n"
      << "and top-1 agreement over the teacher-forced answer positions. Calibration (GPTQ"
      << (r.qat ? ", QAT" : "") << "): " << v.calib_source << ".\n\n";
   if (!r.qat) {
@@ -204,7 +205,7 @@ std::string ResultsJson(const EvalSuiteReport& r) {
   j["quick"] = r.quick;
   j["qat"] = r.qat;
   j["threads"] = r.threads;
-  j["data"] = {{"seed", r.data.seed}, {"image_size", r.data.image_size}};
+  j["data"] = {{"seed", r.data.seed}, {"image_size", r.data.image_size}, {"catalog_fraction", r.data.catalog_fraction}};
   const bench::MachineInfo& m = r.machine;
   j["machine"] = {{"cpu_model", m.cpu_model},   {"logical_cores", m.logical_cores}, {"ram_bytes", m.ram_bytes},
                   {"hwy_target", m.hwy_target}, {"compiler", m.compiler},           {"build_type", m.build_type},

@@ -337,6 +337,7 @@ TEST(EvalSuiteCli, BadFlagsExitTwo) {
       {"eval-suite --model " + model + out + " --no-qat --synthetic 0", "synthetic"},    // not positive
       {"eval-suite --model " + model + out + " --no-qat --count -3", "count"},
       {"eval-suite --model " + model + out + " --no-qat --image-size 4", "image-size"},
+      {"eval-suite --model " + model + out + " --no-qat --catalog-fraction 2", "catalog-fraction"},
       {"eval-suite --model " + model + out + " --no-qat --calib " + dir + "/calib.jsonl --synthetic 3", "exclude"},
       {"eval-suite --model " + dir + "/nope" + out + " --no-qat --quick", "nope"},       // no such model
       {"eval-suite --model " + model + out + " --no-qat --quick --stories " + dir + "/empty", "stories260K.bin"},

@@ -27,7 +27,11 @@ std::string CommandLine(const EvalSuiteFlags& f) {
   if (o.quick) c += " --quick";
   if (f.no_qat) c += " --no-qat";
   if (o.eval_count > 0) c += " --count " + std::to_string(o.eval_count);
-  c += " --seed " + std::to_string(o.data.seed) + " --image-size " + std::to_string(o.data.image_size);
+  char fraction[32];
+  std::snprintf(fraction, sizeof(fraction), "%g", o.data.catalog_fraction);
+  c += " --seed " + std::to_string(o.data.seed) + " --image-size " + std::to_string(o.data.image_size) +
+       " --catalog-fraction " + fraction;
+  if (o.max_new_tokens != EvalSuiteOptions{}.max_new_tokens) c += " --max-new-tokens " + std::to_string(o.max_new_tokens);
   if (o.threads > 0) c += " --threads " + std::to_string(o.threads);
   c += " -o " + f.output;
   if (!f.json.empty()) c += " --json " + f.json;
@@ -71,6 +75,9 @@ void AddEvalSuiteCommand(CLI::App& app, Status* result) {
   cmd->add_option("--seed", o.data.seed, "seed of the synthetic data (as used for training)")->capture_default_str();
   cmd->add_option("--image-size", o.data.image_size, "side of the synthetic images in pixels")
       ->check(CLI::Range(16, 1024))
+      ->capture_default_str();
+  cmd->add_option("--catalog-fraction", o.data.catalog_fraction, "share of catalogue-item samples (as used for training)")
+      ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cmd->add_option("--max-new-tokens", o.max_new_tokens, "greedy answers stop after this many tokens (or at EOS)")
       ->check(CLI::PositiveNumber)
