@@ -16,5 +16,6 @@ void AddRunCommand(CLI::App& app, Status* result);
 void AddConvertCommand(CLI::App& app, Status* result);
 void AddQuantizeCommand(CLI::App& app, Status* result);
 void AddBenchCommand(CLI::App& app, Status* result);
+void AddTrainCommand(CLI::App& app, Status* result);
 
 }  // namespace bitlens::cli
