@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -125,6 +126,39 @@ Status WriteSideFiles(const fs::path& dir, const ModelConfig& config, const Reci
   return Status::Ok();
 }
 
+// LLaVA-1.5's tokenizer (Llama's) prepends <s> through a TemplateProcessing
+// post-processor; the trained BPE has none, so HF tokenizers would add no BOS
+// while tokenizer_config.json's add_bos_token makes bitlens add one. Adding
+// Llama's post-processor makes both add exactly one <s>.
+Result<std::string> WithBosPostProcessor(const std::string& tokenizer_json) {
+  json root = json::parse(tokenizer_json, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object()) return Internal("the BPE trainer wrote invalid tokenizer.json");
+  std::optional<int64_t> bos;
+  if (auto it = root.find("added_tokens"); it != root.end() && it->is_array()) {
+    for (const json& t : *it) {
+      if (t.is_object() && t.value("content", "") == "<s>" && t.contains("id") && t["id"].is_number_integer()) {
+        bos = t["id"].get<int64_t>();
+      }
+    }
+  }
+  if (!bos) return Internal("the trained tokenizer.json has no <s> added token");
+  auto special = [](const char* id, int type_id) { return json{{"SpecialToken", {{"id", id}, {"type_id", type_id}}}}; };
+  auto sequence = [](const char* id, int type_id) { return json{{"Sequence", {{"id", id}, {"type_id", type_id}}}}; };
+  root["post_processor"] = {
+      {"type", "TemplateProcessing"},
+      {"single", json::array({special("<s>", 0), sequence("A", 0)})},
+      {"pair", json::array({special("<s>", 0), sequence("A", 0), special("<s>", 1), sequence("B", 1)})},
+      {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", json::array({*bos})}, {"tokens", json::array({"<s>"})}}}}}};
+  return root.dump(2) + "\n";
+}
+
+// Why Forward refused an example, as a non-OK status.
+Status ForwardFailure(const TrainableVlm& model, const VlmExample& ex, const std::string& what) {
+  Status s = model.CheckExample(ex);
+  if (s.ok()) return Internal(what + ": the model's forward pass failed");
+  return s.WithContext(what);
+}
+
 // ------------------------------------------------------------------ state
 
 TrainState CaptureState(const TrainableVlm& model, AdamW& adam, int64_t step, double seconds, int64_t tokens,
@@ -218,7 +252,8 @@ struct Run {
       bpe.vocab_size = r.vocab_size;
       bpe.min_frequency = r.min_frequency;
       bpe.special_tokens.assign(std::begin(kSpecialTokens), std::end(kSpecialTokens));
-      BL_ASSIGN_OR_RETURN(tokenizer_json, TrainByteLevelBpe(TokenizerCorpus(r.data), bpe));
+      BL_ASSIGN_OR_RETURN(std::string trained, TrainByteLevelBpe(TokenizerCorpus(r.data), bpe));
+      BL_ASSIGN_OR_RETURN(tokenizer_json, WithBosPostProcessor(trained));
     }
     BL_ASSIGN_OR_RETURN(staging, StagingDir::Create(o.output_dir));
     const fs::path dir = staging->path();
@@ -295,13 +330,16 @@ struct Run {
     for (const VlmExample& ex : examples) {
       const int64_t t = static_cast<int64_t>(ex.input_ids.size());
       const float* logits = model->Forward(ex);
+      if (logits == nullptr) return ForwardFailure(*model, ex, "training sample");
       dlogits.assign(static_cast<size_t>(t * vocab), 0.0f);
       loss_sum += CrossEntropyForwardBackward(logits, ex.targets.data(), t, vocab, scale, dlogits.data());
       model->Backward(dlogits.data());
       tokens += t;
     }
     *grad_norm = ClipGradNorm(params, r.optimizer.grad_clip);
-    adam->Step(params, lr);
+    // A non-finite norm leaves the gradients untouched; the step is skipped
+    // (the loss check of the caller then stops the run if the loss is bad too).
+    if (std::isfinite(*grad_norm)) adam->Step(params, lr);
     return loss_sum / static_cast<double>(scored);
   }
 
@@ -317,7 +355,7 @@ struct Run {
     auto window_start = Clock::now();
     const int64_t tokens_at_start = tokens;
     while (step < opt.steps) {
-      const float lr = WarmupCosineLr(step, opt.warmup_steps, opt.steps, static_cast<float>(opt.lr),
+      const float lr = WarmupCosineLr(step + 1, opt.warmup_steps, opt.steps, static_cast<float>(opt.lr),
                                       static_cast<float>(opt.min_lr));
       double grad_norm = 0;
       const int64_t tokens_before = tokens;
@@ -434,6 +472,7 @@ Result<EvalSummary> EvaluateSplit(TrainableVlm& model, const ExampleContext& con
     BL_ASSIGN_OR_RETURN(VlmExample ex, BuildExample(sample, context));
     const int64_t t = static_cast<int64_t>(ex.input_ids.size());
     const float* logits = model.Forward(ex);
+    if (logits == nullptr) return ForwardFailure(model, ex, s.split + " sample " + std::to_string(i));
     loss_sum += CrossEntropyForwardBackward(logits, ex.targets.data(), t, vocab, 1.0f, nullptr);
     bool exact = true;
     for (int64_t p = 0; p < t; ++p) {
