@@ -22,6 +22,7 @@
 #include "base/thread_pool.h"
 #include "kernels/qmatmul_a8.h"
 #include "kernels/qmatmul_lut.h"
+#include "kernels/qmatmul_vnni.h"
 #include "quant/block_codes.h"
 #include "quant/grid.h"
 
@@ -686,6 +687,9 @@ a8::RowKind KindOf(const quant::FormatInfo& f) {
 void QMatMulA8(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
                int64_t k, const float* bias, float* y) {
   if (m <= 0 || n <= 0) return;
+  // CPUs with AVX-512 VNNI: the 16-row vpdpbusd kernel for the 2-bit plane
+  // formats it covers (same result bit for bit, any m).
+  if (QMatMulVnni(x, m, f, w, n, k, bias, y)) return;
   // Decode of the 2-bit plane formats with groups <= 64: the table kernel
   // computes the same result bit for bit and was faster on the decode
   // shapes (docs/kernels.md, "LUT kernels"). It works 16-64 rows per tile,

@@ -26,6 +26,7 @@ class AdamW {
   int64_t step() const { return step_; }
   const AdamWConfig& config() const { return config_; }
   // Moments, for checkpointing (train/train_state): m[i], v[i] match params[i].
+  // They are empty for a parameter frozen at construction until it first trains.
   std::vector<std::vector<float>>& m() { return m_; }
   std::vector<std::vector<float>>& v() { return v_; }
   void set_step(int64_t step) { step_ = step; }

@@ -12,6 +12,7 @@
 
 #include "base/status.h"
 #include "formats/hf_config.h"
+#include "tensor/dtype.h"
 #include "train/fake_quant.h"
 #include "train/param.h"
 
@@ -40,12 +41,23 @@ class TrainableVlm {
   ParamSet& params();
   const ParamSet& params() const;
 
+  // Whether Forward can run ex: ids in [0, vocab), at most
+  // max_position_embeddings tokens, pixel_values empty or [3, image, image],
+  // and with pixels exactly image_seq_length() image-token positions.
+  Status CheckExample(const VlmExample& ex) const;
+
   // Runs the model on ex and keeps the activations for Backward.
-  // Returns logits [input_ids.size(), vocab] (valid until the next Forward).
+  // Returns logits [input_ids.size(), vocab] (valid until the next Forward),
+  // or null (and logs why) when CheckExample fails.
   const float* Forward(const VlmExample& ex);
   // Backpropagates dlogits [T, vocab] of the last Forward into params().grad (accumulating).
   void Backward(const float* dlogits);
-  // Hidden states after decoder layer l (0-based) of the last Forward, [T, hidden]; for distillation.
+  // As Backward, plus gradients of hidden-state losses: dhidden[l] [T, hidden]
+  // (null = none) is d(loss)/d(DecoderHidden(l)); dhidden may be shorter than
+  // the layer count. dlogits may be null when only hidden states are matched.
+  void Backward(const float* dlogits, const std::vector<const float*>& dhidden);
+  // Hidden states after decoder layer l (0-based) of the last Forward, [T, hidden]
+  // (the residual stream, before the final norm); for distillation.
   const float* DecoderHidden(int layer) const;
 
   // QAT: from now on the weight `param_name` ([n, k] linear) is fake-quantized

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,8 @@
 namespace bitlens::train {
 
 enum class Split { kTrain, kValidation, kTest };
+std::string_view SplitName(Split split);                        // "train", "validation", "test"
+std::optional<Split> SplitFromName(std::string_view name);      // the inverse; nullopt when unknown
 
 // What a sample asks; eval reports accuracy per kind.
 enum class QuestionKind {
@@ -28,6 +31,8 @@ enum class QuestionKind {
   kCatalog,      // catalogue item: "What is this item?" -> "blue striped shirt"
 };
 std::string_view QuestionKindName(QuestionKind kind);  // "color", "shape", ... (stable: JSON and reports)
+std::optional<QuestionKind> QuestionKindFromName(std::string_view name);  // the inverse
+inline constexpr int kNumQuestionKinds = 8;
 
 struct VqaSample {
   Image image;           // RGB, DataOptions::image_size square
@@ -35,6 +40,9 @@ struct VqaSample {
   std::string answer;    // the expected assistant reply (short answer, or the caption)
   QuestionKind kind = QuestionKind::kColor;
 };
+
+inline constexpr int kMinImageSize = 16;    // MakeSample clamps image_size into this range;
+inline constexpr int kMaxImageSize = 1024;  // WriteSplit and the CLI refuse sizes outside it
 
 struct DataOptions {
   int image_size = 64;

@@ -1,0 +1,14 @@
+// train/data/png_write: writes an 8-bit RGB image as a PNG file (stb_image_write).
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+#include "vision/image.h"
+
+namespace bitlens::train::data {
+
+// The same image always gives the same bytes (stb's own deflate, no timestamps).
+Status WritePng(const Image& image, const std::string& path);
+
+}  // namespace bitlens::train::data
