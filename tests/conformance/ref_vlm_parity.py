@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 
@@ -32,7 +31,6 @@ from PIL import Image, ImageDraw
 from transformers import AutoProcessor, AutoTokenizer, LlavaForConditionalGeneration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DATA = os.environ.get("BITLENS_TEST_DATA") or os.path.join(ROOT, "..", "shared", "data")
 TOLERANCE = 1e-3  # absolute, fp32 logits
 
 # The micro recipe: the whole bitlens train path (BPE tokenizer, CLIP tower, projector, Llama
@@ -58,7 +56,8 @@ MICRO_RECIPE = {
 SAMPLES = [
     {"image": "shapes.png", "question": "What color is the circle?", "answer": "red"},
     {"image": "shapes.png", "question": "How many squares are there?", "answer": "one"},
-    {"image": "astronaut.png", "question": "Describe the image.", "answer": "a white shape on a dark background."},
+    {"image": "stripes.png", "question": "Describe the image.",
+     "answer": "A large green striped triangle in the top left."},
 ]
 
 
@@ -68,6 +67,17 @@ def shapes_image(path):
     d = ImageDraw.Draw(img)
     d.ellipse((6, 6, 26, 26), fill=(220, 30, 30))
     d.rectangle((36, 36, 56, 56), fill=(30, 60, 220))
+    img.save(path)
+
+
+def stripes_image(path):
+    """A 96x80 (non-square: the processor resizes the short side and center-crops) striped
+    green triangle in the top left, on grey."""
+    img = Image.new("RGB", (96, 80), (128, 128, 128))
+    d = ImageDraw.Draw(img)
+    d.polygon([(20, 8), (4, 36), (36, 36)], fill=(40, 180, 60))
+    for y in range(10, 36, 4):
+        d.line([(0, y), (40, y)], fill=(255, 255, 255), width=1)
     img.save(path)
 
 
@@ -113,7 +123,7 @@ def main():
     images = os.path.join(out, "images")
     os.makedirs(images, exist_ok=True)
     shapes_image(os.path.join(images, "shapes.png"))
-    shutil.copy(os.path.join(DATA, "images", "astronaut.png"), os.path.join(images, "astronaut.png"))
+    stripes_image(os.path.join(images, "stripes.png"))
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     processor = AutoProcessor.from_pretrained(model_dir)
