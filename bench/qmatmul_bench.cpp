@@ -2,6 +2,7 @@
 // format. Reports GB/s of packed weights streamed (the closing table of
 // kernels_bench.cpp sets it against the STREAM triad at the same thread
 // count), GFLOP/s, and the speed-up over the scalar reference row loop.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
@@ -15,6 +16,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/qmatmul.h"
+#include "kernels/qmatmul_a8.h"
 #include "quant/formats.h"
 #include "quant/rtn.h"
 
@@ -129,6 +131,66 @@ void QMatMulArgs(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_QMatMul)->Apply(QMatMulArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Decode through QMatMul under a16 and a8 (the AVX-512 VNNI kernel where the
+// CPU has it) with the weights streamed from DRAM as decode streams them: the
+// packed matrix is copied until the copies exceed 160 MiB (5 × a 32 MiB L3)
+// and the calls cycle through the copies. args: format index, a8 (0/1), m, n,
+// k, threads, streamed (0: one copy, L3-resident for the 2-bit formats, which
+// shows the kernel's arithmetic limit). Counters: GB/s of packed weights and
+// G weights/s.
+void BM_QDecodeStreamed(benchmark::State& state) {
+  const FormatInfo& f = FormatAt(state.range(0));
+  const bool a8 = state.range(1) != 0;
+  const int64_t m = state.range(2), n = state.range(3), k = state.range(4);
+  if (a8 && !kernels::A8Supports(f, k)) {
+    state.SkipWithError((std::string(f.name) + " has no a8 path").c_str());
+    return;
+  }
+  SetNumThreads(static_cast<size_t>(state.range(5)));
+  const std::vector<uint8_t>& w = PackedWeights(state.range(0), n, k);
+  const bool streamed = state.range(6) != 0;
+  const size_t copies = streamed ? std::max<size_t>(2, (160u << 20) / w.size() + 1) : 1;
+  static std::vector<uint8_t> pool;
+  pool.resize(copies * w.size());
+  for (size_t c = 0; c < copies; ++c) std::copy(w.begin(), w.end(), pool.begin() + static_cast<std::ptrdiff_t>(c * w.size()));
+  const std::vector<float> x = RandomX(static_cast<size_t>(m * k));
+  std::vector<float> y(static_cast<size_t>(m * n));
+  const kernels::QActivations before = kernels::GetQActivations();
+  kernels::SetQActivations(a8 ? kernels::QActivations::kInt8 : kernels::QActivations::kF32);
+  size_t c = 0;
+  for (auto _ : state) {
+    kernels::QMatMul(x.data(), m, f, pool.data() + c * w.size(), n, k, nullptr, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    c = (c + 1) % copies;
+  }
+  kernels::SetQActivations(before);
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.size()) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(n * k) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(f.name) + (a8 ? " a8" : " a16") + " m" + std::to_string(m) + " " + std::to_string(n) + "x" +
+                 std::to_string(k) + " t" + std::to_string(state.range(5)));
+}
+
+// The 2-bit formats of the VNNI kernel and w4g32, decode (m = 1) and small m.
+void QDecodeStreamedArgs(benchmark::internal::Benchmark* b) {
+  for (const char* name : {"w2g64", "w2g32dq", "w2g128", "w2sg64", "w2g64dq", "w4g32"}) {
+    Result<const FormatInfo*> f = quant::FindFormat(name);
+    if (!f.ok()) continue;
+    const int64_t fi = *f - quant::AllFormats().data();
+    for (int64_t threads : {1, 2}) {
+      for (int64_t a8 : {0, 1}) {
+        for (int64_t m : {1, 4}) {
+          b->Args({fi, a8, m, 8192, 3072, threads, 1});
+          b->Args({fi, a8, m, 3072, 8192, threads, 1});
+          b->Args({fi, a8, m, 3072, 3072, threads, 0});
+        }
+      }
+    }
+  }
+}
+
+BENCHMARK(BM_QDecodeStreamed)->Apply(QDecodeStreamedArgs)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace bitlens

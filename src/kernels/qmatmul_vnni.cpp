@@ -49,23 +49,32 @@
 #define BITLENS_QMATMUL_VNNI_SHARED
 namespace bitlens::kernels::vnni {
 
-// The formats of the kernel, by block layout (quant/formats.h).
-enum Kind : int { kAsym64, kAsym128, kStretch64, kDQ32, kDQ64, kNone };
+// The formats of the kernel, by block layout (quant/formats.h): 2-bit
+// w2g64, w2g128, w2sg64, w2g32dq, w2g64dq and 4-bit w4g32, w4g64 (the usual
+// format of embeddings and tied LM heads, which decode streams too).
+enum Kind : int { kAsym64, kAsym128, kStretch64, kDQ32, kDQ64, kAsym4g32, kAsym4g64, kNone };
 
-// Per kind: bytes and weights of a block, offset of the code plane, 16-byte
-// chunks of codes, accumulators (one per plane, or per plane and half for the
-// 256-weight super-blocks), weight groups per block.
-constexpr int BlockBytes(int k) { return k == kAsym64 ? 20 : k == kAsym128 ? 36 : k == kStretch64 ? 18 : k == kDQ32 ? 78 : 74; }
-constexpr int BlockWeights(int k) { return k == kAsym64 || k == kStretch64 ? 64 : k == kAsym128 ? 128 : 256; }
+// Per kind: code bits, bytes and weights of a block, offset of the codes,
+// 16-byte chunks of codes, accumulators (one per plane, or per plane and half
+// for the 256-weight super-blocks), weight groups per block.
+constexpr int Bits(int k) { return k == kAsym4g32 || k == kAsym4g64 ? 4 : 2; }
+constexpr int BlockBytes(int k) {
+  return k == kAsym64 || k == kAsym4g32 ? 20 : k == kAsym128 || k == kAsym4g64 ? 36 : k == kStretch64 ? 18 : k == kDQ32 ? 78 : 74;
+}
+constexpr int BlockWeights(int k) {
+  return k == kAsym4g32 ? 32 : k == kAsym64 || k == kStretch64 || k == kAsym4g64 ? 64 : k == kAsym128 ? 128 : 256;
+}
 constexpr int CodeOffset(int k) { return k == kStretch64 ? 2 : k == kDQ32 ? 14 : k == kDQ64 ? 10 : 4; }
-constexpr int Chunks(int k) { return BlockWeights(k) / 64; }
-constexpr int Accumulators(int k) { return k == kDQ32 || k == kDQ64 ? 8 : 4; }
+constexpr int CodeBytes(int k) { return BlockWeights(k) * Bits(k) / 8; }
+constexpr int Chunks(int k) { return CodeBytes(k) / 16; }
+constexpr int Planes(int k) { return 8 / Bits(k); }
+constexpr int Accumulators(int k) { return k == kDQ32 || k == kDQ64 ? 8 : Planes(k); }
 constexpr int GroupsPerBlock(int k) { return k == kDQ32 ? 8 : k == kDQ64 ? 4 : 1; }
 // Chunk c (16 code bytes), plane p: the accumulator it adds to and where its
-// 16 activations start within the block. Plane p of a block of bw weights is
-// weights p·bw/4 .. p·bw/4 + bw/4 − 1 (formats.h), chunk c its bytes 16c..16c+15.
+// 16 activations start within the block. Plane p of a block with Q code bytes
+// is weights p·Q .. p·Q + Q − 1 (formats.h), chunk c its bytes 16c..16c+15.
 constexpr int Slot(int k, int c, int p) { return Accumulators(k) == 8 ? 2 * p + c / 2 : p; }
-constexpr int ActOffset(int k, int c, int p) { return p * BlockWeights(k) / 4 + 16 * c; }
+constexpr int ActOffset(int k, int c, int p) { return p * CodeBytes(k) + 16 * c; }
 
 // Quantized activation rows of one call, on the calling thread's stack (as in
 // qmatmul_a8, padded to whole blocks of up to 256 weights).
@@ -158,19 +167,94 @@ HWY_INLINE __m512 GroupTerm(const __m512i* isum, const float* d, int64_t b0, int
   return _mm512_add_ps(sum, term);
 }
 
+// Code dword t of chunk c of block bi (lane i = row i) into the accumulators
+// of MR x rows: per plane, the mask keeps q·2^(B·p), vpdpbusd multiplies it
+// with the 4 activations of those weights (one broadcast dword).
+template <int K, int MR>
+HWY_INLINE void AddCodes(__m512i wd, int c, int t, const ARow* a, int64_t bi,
+                         __m512i (*HWY_RESTRICT acc)[vnni::Accumulators(K)]) {
+  constexpr int kB = vnni::Bits(K), kBW = vnni::BlockWeights(K);
+  for (int p = 0; p < vnni::Planes(K); ++p) {
+    const __m512i codes = _mm512_and_si512(wd, _mm512_set1_epi8(static_cast<char>(((1 << kB) - 1) << (kB * p))));
+    const int s = vnni::Slot(K, c, p);
+    for (int r = 0; r < MR; ++r) {
+      acc[r][s] = _mm512_dpbusd_epi32(acc[r][s], codes, Broadcast4(a[r].xq + bi * kBW + vnni::ActOffset(K, c, p) + 4 * t));
+    }
+  }
+}
+
+// The f32 steps of block bi of a one-group-per-block format, from its header
+// dword (lane i = row i: f16 scale, then f16 min unless stretched).
+template <int K, int MR>
+HWY_INLINE void FinishGroup(__m512i h, const __m512i (*HWY_RESTRICT acc)[vnni::Accumulators(K)], const ARow* a,
+                            int64_t bi, int64_t nb, __m512* HWY_RESTRICT sums) {
+  const __m512 scale = HalvesLow(h);
+  const __m512 offset = K == vnni::kStretch64 ? _mm512_mul_ps(_mm512_set1_ps(-1.5f), scale) : HalvesHigh(h);
+  for (int r = 0; r < MR; ++r) {
+    __m512i isum[4];
+    if constexpr (K == vnni::kAsym4g32) {  // low nibbles weights 0..15, high 16..31: one block
+      isum[0] = _mm512_add_epi32(acc[r][0], _mm512_srai_epi32(acc[r][1], 4));
+      sums[r] = GroupTerm<1>(isum, a[r].d, bi, nb, scale, offset, a[r].sxg[bi], sums[r]);
+    } else if constexpr (K == vnni::kAsym4g64) {  // nibble plane p = block p
+      for (int p = 0; p < 2; ++p) isum[p] = _mm512_srai_epi32(acc[r][p], 4 * p);
+      sums[r] = GroupTerm<2>(isum, a[r].d, 2 * bi, nb, scale, offset, a[r].sxg[bi], sums[r]);
+    } else if constexpr (K == vnni::kAsym128) {  // 2-bit plane p = block p
+      for (int p = 0; p < 4; ++p) isum[p] = _mm512_srai_epi32(acc[r][p], 2 * p);
+      sums[r] = GroupTerm<4>(isum, a[r].d, 4 * bi, nb, scale, offset, a[r].sxg[bi], sums[r]);
+    } else {  // groups of 64: planes 0, 1 = block 0; planes 2, 3 = block 1
+      isum[0] = _mm512_add_epi32(acc[r][0], _mm512_srai_epi32(acc[r][1], 2));
+      isum[1] = _mm512_add_epi32(_mm512_srai_epi32(acc[r][2], 4), _mm512_srai_epi32(acc[r][3], 6));
+      sums[r] = GroupTerm<2>(isum, a[r].d, 2 * bi, nb, scale, offset, a[r].sxg[bi], sums[r]);
+    }
+  }
+}
+
+// Formats whose blocks are whole dwords with a one-dword header: four blocks
+// are transposed together as 16-byte chunks (5 for 20-byte blocks, 9 for
+// 36-byte ones), which brings the headers out as lanes too, with no gather
+// (a 16-lane gather per block cost ~25 % of the w2g64 time).
+constexpr bool WindowPath(int k) { return k == vnni::kAsym64 || k == vnni::kAsym128 || k == vnni::kAsym4g32 || k == vnni::kAsym4g64; }
+
 // MR x rows against one tile of 16 output rows: sums[r] = the 16 dots of x
 // row r before the bias. nblk blocks per row, ng groups, nb activation blocks
 // (of 32) with data. `pf` is the next tile's first byte, prefetched along.
 template <int K, int MR, class Rows>
 HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, int64_t nb, const ARow* a,
                      const uint8_t* pf, size_t pf_step, __m512* HWY_RESTRICT sums) {
-  constexpr int kBytes = vnni::BlockBytes(K), kBW = vnni::BlockWeights(K), kH = vnni::CodeOffset(K);
+  constexpr int kBytes = vnni::BlockBytes(K), kH = vnni::CodeOffset(K);
   constexpr int kChunks = vnni::Chunks(K), kAcc = vnni::Accumulators(K);
   for (int r = 0; r < MR; ++r) sums[r] = _mm512_setzero_ps();
   const uint8_t* base = rows(0);
-  for (int64_t bi = 0; bi < nblk; ++bi) {
+  int64_t bi = 0;
+  if constexpr (WindowPath(K)) {
+    constexpr int kDw = kBytes / 4;  // dwords per block: header, then codes
+    for (; bi + 4 <= nblk; bi += 4) {
+      for (size_t q = 0; q < 4 * pf_step; q += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + bi * pf_step + q), _MM_HINT_T1);
+      __m512i acc[MR][kAcc];
+      __m512i h = _mm512_setzero_si512();
+#pragma GCC unroll 16
+      for (int q = 0; q < kDw; ++q) {  // the window's 4·kDw dwords, 16 bytes at a time
+        __m512i D[4];
+        LoadTransposed(rows, static_cast<size_t>(bi) * kBytes + 16 * q, D);
+#pragma GCC unroll 4
+        for (int e = 0; e < 4; ++e) {
+          const int d = 4 * q + e, j = d / kDw, role = d % kDw;
+          if (role == 0) {
+            h = D[e];
+            for (int r = 0; r < MR; ++r) {
+              for (int s = 0; s < kAcc; ++s) acc[r][s] = _mm512_setzero_si512();
+            }
+            continue;
+          }
+          AddCodes<K, MR>(D[e], (role - 1) / 4, (role - 1) % 4, a, bi + j, acc);
+          if (role == kDw - 1) FinishGroup<K, MR>(h, acc, a, bi + j, nb, sums);
+        }
+      }
+    }
+  }
+  for (; bi < nblk; ++bi) {
     const size_t off = static_cast<size_t>(bi) * kBytes;
-    for (size_t q = 0; q < pf_step; q += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + bi * pf_step + q), _MM_HINT_T0);
+    for (size_t q = 0; q < pf_step; q += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + bi * pf_step + q), _MM_HINT_T1);
     __m512i acc[MR][kAcc];
     for (int r = 0; r < MR; ++r) {
       for (int s = 0; s < kAcc; ++s) acc[r][s] = _mm512_setzero_si512();
@@ -178,35 +262,12 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
     for (int c = 0; c < kChunks; ++c) {
       __m512i W[4];
       LoadTransposed(rows, off + kH + 16 * c, W);
-      for (int p = 0; p < 4; ++p) {
-        const __m512i mask = _mm512_set1_epi8(static_cast<char>(3 << (2 * p)));
-        const int s = vnni::Slot(K, c, p);
-        for (int t = 0; t < 4; ++t) {
-          const __m512i codes = _mm512_and_si512(W[t], mask);
-          for (int r = 0; r < MR; ++r) {
-            acc[r][s] = _mm512_dpbusd_epi32(acc[r][s], codes,
-                                            Broadcast4(a[r].xq + bi * kBW + vnni::ActOffset(K, c, p) + 4 * t));
-          }
-        }
-      }
+      for (int t = 0; t < 4; ++t) AddCodes<K, MR>(W[t], c, t, a, bi, acc);
     }
     // Group grids of the 16 rows (one 32-bit gather per header word).
     const uint8_t* hb = base + off;
-    if constexpr (K == vnni::kAsym64 || K == vnni::kAsym128 || K == vnni::kStretch64) {
-      const __m512i h = _mm512_i32gather_epi32(vidx, hb, 1);
-      const __m512 scale = HalvesLow(h);
-      const __m512 offset = K == vnni::kStretch64 ? _mm512_mul_ps(_mm512_set1_ps(-1.5f), scale) : HalvesHigh(h);
-      for (int r = 0; r < MR; ++r) {
-        __m512i isum[4];
-        if constexpr (K == vnni::kAsym128) {
-          for (int p = 0; p < 4; ++p) isum[p] = _mm512_srai_epi32(acc[r][p], 2 * p);
-          sums[r] = GroupTerm<4>(isum, a[r].d, 4 * bi, nb, scale, offset, a[r].sxg[bi], sums[r]);
-        } else {
-          isum[0] = _mm512_add_epi32(acc[r][0], _mm512_srai_epi32(acc[r][1], 2));
-          isum[1] = _mm512_add_epi32(_mm512_srai_epi32(acc[r][2], 4), _mm512_srai_epi32(acc[r][3], 6));
-          sums[r] = GroupTerm<2>(isum, a[r].d, 2 * bi, nb, scale, offset, a[r].sxg[bi], sums[r]);
-        }
-      }
+    if constexpr (vnni::GroupsPerBlock(K) == 1) {
+      FinishGroup<K, MR>(_mm512_i32gather_epi32(vidx, hb, 1), acc, a, bi, nb, sums);
     } else {
       // Super-block [f16 d][f16 m0][f16 dm][sm bytes]: group j's grid is
       // scale = d · (sm_j & 15), offset = m0 + dm · (sm_j >> 4) (DqGroupAt).
@@ -290,8 +351,8 @@ bool QMatMulVnniImpl(const float* x, int64_t m, int kind, const uint8_t* w, int6
                      int64_t ng, size_t row_bytes, const float* bias, float* y) {
 #if HWY_TARGET == HWY_AVX3_DL
   vnni::Scratch s;
-  const int bw = kind == vnni::kAsym128 ? 128 : kind == vnni::kDQ32 || kind == vnni::kDQ64 ? 256 : 64;
-  const int64_t g = kind == vnni::kAsym128 ? 128 : kind == vnni::kDQ32 ? 32 : 64;
+  const int bw = kind == vnni::kAsym4g32 ? 32 : kind == vnni::kAsym128 ? 128 : kind == vnni::kDQ32 || kind == vnni::kDQ64 ? 256 : 64;
+  const int64_t g = kind == vnni::kAsym128 ? 128 : kind == vnni::kDQ32 || kind == vnni::kAsym4g32 ? 32 : 64;
   const int64_t nblk = (k + bw - 1) / bw, kq = nblk * bw;
   const int64_t nbq = kq / kA8Block, nb = (k + kA8Block - 1) / kA8Block, bpg = g / kA8Block;
   const int64_t rows_per_block = std::max<int64_t>(1, std::min<int64_t>(8, (kA8MaxK + vnni::Scratch::kPad) / kq));
@@ -322,6 +383,8 @@ bool QMatMulVnniImpl(const float* x, int64_t m, int kind, const uint8_t* w, int6
         case vnni::kStretch64: return RunTiles<vnni::kStretch64>(arows, mb, w, row_bytes, n, nblk, ng, nb, bias, yb, t0, t1);
         case vnni::kDQ32: return RunTiles<vnni::kDQ32>(arows, mb, w, row_bytes, n, nblk, ng, nb, bias, yb, t0, t1);
         case vnni::kDQ64: return RunTiles<vnni::kDQ64>(arows, mb, w, row_bytes, n, nblk, ng, nb, bias, yb, t0, t1);
+        case vnni::kAsym4g32: return RunTiles<vnni::kAsym4g32>(arows, mb, w, row_bytes, n, nblk, ng, nb, bias, yb, t0, t1);
+        case vnni::kAsym4g64: return RunTiles<vnni::kAsym4g64>(arows, mb, w, row_bytes, n, nblk, ng, nb, bias, yb, t0, t1);
         default: return;
       }
     };
@@ -349,7 +412,12 @@ namespace {
 vnni::Kind KindOf(const quant::FormatInfo& f) {
   using quant::ScaleEncoding;
   const int g = f.group_size;
-  if (f.bits != 2 || f.row_header_bytes != 0) return vnni::kNone;
+  if (f.row_header_bytes != 0) return vnni::kNone;
+  if (f.bits == 4 && f.encoding == ScaleEncoding::kF16ScaleMin && f.block_weights == g && f.block_bytes == 4 + g / 2) {
+    if (g == 32) return vnni::kAsym4g32;
+    if (g == 64) return vnni::kAsym4g64;
+  }
+  if (f.bits != 2) return vnni::kNone;
   if (f.encoding == ScaleEncoding::kF16ScaleMin && f.block_weights == g && f.block_bytes == 4 + g / 4) {
     if (g == 64) return vnni::kAsym64;
     if (g == 128) return vnni::kAsym128;

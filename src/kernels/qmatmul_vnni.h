@@ -1,5 +1,5 @@
 // kernels/qmatmul_vnni: the W2A8 kernel for CPUs with 512-bit u8×s8 dot
-// products (AVX-512 VNNI, Highway's AVX3_DL target): 2-bit plane formats read
+// products (AVX-512 VNNI, Highway's AVX3_DL target): 2- and 4-bit plane formats read
 // in place, 16 output rows per tile, one output row per vpdpbusd lane.
 #pragma once
 
@@ -10,7 +10,8 @@
 namespace bitlens::kernels {
 
 // True when the VNNI kernel handles format f at row length k (w2g64, w2g128,
-// w2sg64, w2g32dq, w2g64dq; 0 < k <= kA8MaxK), whether or not this CPU runs it.
+// w2sg64, w2g32dq, w2g64dq, w4g32, w4g64; 0 < k <= kA8MaxK), whether or not
+// this CPU runs it.
 bool VnniSupports(const quant::FormatInfo& f, int64_t k);
 
 // True when the CPU (and Highway's chosen target) runs the VNNI kernel.

@@ -1,5 +1,5 @@
 // The AVX-512 VNNI kernel of the W2A8 path: bit-identical to QMatMulA8Ref for
-// its five formats on ragged shapes (k, n around the 16-row tile and the
+// its seven formats on ragged shapes (k, n around the 16-row tile and the
 // 64/128/256-weight blocks), m from 1 to 19, threads 1 and 2, with and
 // without bias; and QMatMulA8 giving the same result on every x86 target this
 // CPU runs (AVX3_DL takes the VNNI kernel, the others the portable one).
@@ -22,7 +22,7 @@ namespace {
 
 using quant::FormatInfo;
 
-const char* const kVnniFormats[] = {"w2g64", "w2g128", "w2sg64", "w2g32dq", "w2g64dq"};
+const char* const kVnniFormats[] = {"w2g64", "w2g128", "w2sg64", "w2g32dq", "w2g64dq", "w4g32", "w4g64"};
 
 std::vector<uint8_t> Quantize(const FormatInfo& f, const std::vector<float>& w, int64_t n, int64_t k) {
   std::vector<uint8_t> packed(static_cast<size_t>(n) * quant::RowBytes(f, k));
@@ -63,7 +63,7 @@ std::vector<int64_t> X86Targets() {
   return out;
 }
 
-TEST(QMatMulVnni, SupportsTheTwoBitPlaneFormatsOnly) {
+TEST(QMatMulVnni, SupportsThePlaneFormatsOnly) {
   for (const FormatInfo& f : quant::AllFormats()) {
     const std::string name = f.name;
     bool want = false;

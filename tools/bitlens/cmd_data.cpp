@@ -1,17 +1,24 @@
 // bitlens data: writes a split of the synthetic vision-language data (PNG
 // images plus <split>.jsonl in the calibration format) — see train/data/vqa_data.h.
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <string>
 
+#include "base/progress.h"
 #include "commands.h"
 #include "train/data/vqa_data.h"
 
 namespace bitlens::cli {
 namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void OnDataInterrupt(int) { g_interrupted.store(true); }
 
 struct DataFlags {
   std::string split;
@@ -61,7 +68,25 @@ Status RunData(const DataFlags& f) {
     options.catalog_fraction = v;
   }
   const auto start = std::chrono::steady_clock::now();
-  BL_TRY(train::WriteSplit(options, *split, count, f.output));
+  g_interrupted.store(false);
+  auto old_int = std::signal(SIGINT, OnDataInterrupt);
+  auto old_term = std::signal(SIGTERM, OnDataInterrupt);
+  std::unique_ptr<ProgressBar> bar;
+  train::WriteSplitHooks hooks;
+  hooks.cancel = &g_interrupted;
+  hooks.on_progress = [&](int64_t done, int64_t total) {
+    if (total < 5000) return;  // small splits finish before a bar is worth drawing
+    if (!bar) bar = std::make_unique<ProgressBar>("data " + f.split, static_cast<uint64_t>(total));
+    bar->Update(static_cast<uint64_t>(done), std::to_string(done) + " samples");
+  };
+  const Status written = train::WriteSplit(options, *split, count, f.output, hooks);
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  if (!written.ok()) {
+    if (bar) bar->Abandon();
+    return written;
+  }
+  if (bar) bar->Finish();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("wrote %lld %s samples (%dx%d, seed %llu) to %s/%s.jsonl and %s/%s/ in %.1f s\n",
               static_cast<long long>(count), f.split.c_str(), options.image_size, options.image_size,

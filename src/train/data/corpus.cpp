@@ -45,11 +45,9 @@ std::vector<std::string> TokenizerCorpus(const DataOptions& options) {
     for (int shape = 0; shape < kNumShapes; ++shape) {
       for (int color = 0; color < kNumColors; ++color) {
         for (int size = 0; size < kNumSizes; ++size) {
-          for (int pattern = 0; pattern < kNumPatterns; ++pattern) {
-            ObjectSpec o;
-            o.cell = cell, o.shape = shape, o.color = color, o.size = size, o.pattern = pattern;
-            corpus.push_back(ObjectPhrase(o));
-          }
+          ObjectSpec o;
+          o.cell = cell, o.shape = shape, o.color = color, o.size = size;
+          corpus.push_back(ObjectPhrase(o));
         }
       }
     }

@@ -28,21 +28,31 @@ void AppendBytes(void* context, void* data, int size) {
 
 }  // namespace
 
-Status WritePng(const Image& image, const std::string& path) {
+Result<std::string> EncodePng(const Image& image) {
   if (image.width <= 0 || image.height <= 0 ||
       image.rgb.size() != static_cast<size_t>(image.width) * image.height * 3) {
-    return Internal(path + ": image buffer does not match its " + std::to_string(image.width) + "x" +
+    return Internal("image buffer does not match its " + std::to_string(image.width) + "x" +
                     std::to_string(image.height) + " size");
   }
   std::string bytes;
   if (!stbi_write_png_to_func(AppendBytes, &bytes, image.width, image.height, 3, image.rgb.data(), image.width * 3)) {
-    return Internal(path + ": PNG encoding failed");
+    return Internal("PNG encoding failed");
   }
+  return bytes;
+}
+
+Status WriteFileBytes(const std::string& path, const std::string& bytes) {
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) return IoError(path + ": cannot open for writing");
   const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
   if (std::fclose(f) != 0 || !ok) return IoError(path + ": write failed (disk full?)");
   return Status::Ok();
+}
+
+Status WritePng(const Image& image, const std::string& path) {
+  auto bytes = EncodePng(image);
+  if (!bytes.ok()) return bytes.status().WithContext(path);
+  return WriteFileBytes(path, *bytes);
 }
 
 }  // namespace bitlens::train::data

@@ -316,10 +316,6 @@ std::string ObjectPhrase(const ObjectSpec& o) {
   s += SizeName(o.size);
   s += " ";
   s += ColorName(o.color);
-  if (o.pattern != kSolid) {
-    s += " ";
-    s += PatternName(o.pattern);
-  }
   s += " ";
   s += ShapeName(o.shape);
   s += " in the ";

@@ -25,10 +25,12 @@ const std::vector<QuestionForm>& QuestionForms();
 // Replaces the placeholders (values < 0 are left unused) and resolves {a}.
 std::string FillTemplate(std::string_view phrasing, int shape, int color, int cell);
 
-// "A large red circle in the top left, a small blue striped square in the
-// center and a large green star in the bottom right." Objects in cell order.
+// "A large red circle in the top left, a small blue square in the center and
+// a large green star in the bottom right." Objects in cell order. Fills are
+// left to the attribute questions: every extra word per object makes an
+// exactly matching caption of four objects harder to produce.
 std::string Caption(const SceneSpec& scene);
-// "a small blue striped square in the center" (solid fills are not named).
+// "a small blue square in the center".
 std::string ObjectPhrase(const ObjectSpec& object);
 // "blue striped shirt", "red mug" (solid fills are not named).
 std::string CatalogName(int color, int pattern, int type);

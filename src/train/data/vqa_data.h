@@ -4,7 +4,9 @@
 // plus catalogue items (type, colour, pattern) for the shopping agent.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,5 +64,14 @@ std::vector<std::string> TokenizerCorpus(const DataOptions& options);
 // calibration format of `bitlens quantize --calib` ({"image", "prompt",
 // "answer"} + "kind"), atomically, into dir/<split>.jsonl and dir/<split>/.
 Status WriteSplit(const DataOptions& options, Split split, int64_t count, const std::string& dir);
+
+// The same with progress reports (samples written so far, in blocks) and a
+// cancellation flag checked between blocks: Cancelled, nothing left behind.
+struct WriteSplitHooks {
+  std::function<void(int64_t done, int64_t total)> on_progress;
+  const std::atomic<bool>* cancel = nullptr;
+};
+Status WriteSplit(const DataOptions& options, Split split, int64_t count, const std::string& dir,
+                  const WriteSplitHooks& hooks);
 
 }  // namespace bitlens::train
