@@ -18,5 +18,6 @@ void AddQuantizeCommand(CLI::App& app, Status* result);
 void AddBenchCommand(CLI::App& app, Status* result);
 void AddTrainCommand(CLI::App& app, Status* result);
 void AddDataCommand(CLI::App& app, Status* result);
+void AddEvalCommand(CLI::App& app, Status* result);
 
 }  // namespace bitlens::cli

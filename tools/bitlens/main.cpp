@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   bitlens::cli::AddBenchCommand(app, &result);
   bitlens::cli::AddTrainCommand(app, &result);
   bitlens::cli::AddDataCommand(app, &result);
+  bitlens::cli::AddEvalCommand(app, &result);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
