@@ -271,18 +271,20 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
     } else {
       // Super-block [f16 d][f16 m0][f16 dm][sm bytes]: group j's grid is
       // scale = d · (sm_j & 15), offset = m0 + dm · (sm_j >> 4) (DqGroupAt).
-      const __m512i h0 = _mm512_i32gather_epi32(vidx, hb, 1);
-      const __m512i h1 = _mm512_i32gather_epi32(vidx, hb + 4, 1);
-      const __m512 dd = HalvesLow(h0), m0 = HalvesHigh(h0), dm = HalvesLow(h1);
+      // Its first 16 bytes are transposed like the codes (four gathers per
+      // super-block cost more): H[0] = d | m0, H[1] = dm | sm0 | sm1,
+      // H[2] = sm2..sm5, H[3] = sm6 | sm7 | codes.
+      (void)hb;
+      __m512i H[4];
+      LoadTransposed(rows, off, H);
+      const __m512 dd = HalvesLow(H[0]), m0 = HalvesHigh(H[0]), dm = HalvesLow(H[1]);
       constexpr int kGroups = vnni::GroupsPerBlock(K);
-      __m512i smw[2];
-      smw[0] = _mm512_i32gather_epi32(vidx, hb + 6, 1);
-      if constexpr (kGroups == 8) smw[1] = _mm512_i32gather_epi32(vidx, hb + 10, 1);
       const __m512i lo4 = _mm512_set1_epi32(15);
       for (int j = 0; j < kGroups; ++j) {
         const int64_t G = bi * kGroups + j;
         if (G >= ng) break;
-        const __m512i sm = _mm512_srli_epi32(smw[j / 4], 8 * (j % 4));
+        const int byte = 6 + j;  // sm_j within the header
+        const __m512i sm = _mm512_srli_epi32(H[byte / 4], 8 * (byte % 4));
         const __m512 scale = _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_and_si512(sm, lo4)));
         const __m512 offset =
             _mm512_add_ps(m0, _mm512_mul_ps(dm, _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(sm, 4), lo4))));
