@@ -161,7 +161,10 @@ HWY_INLINE __m512 GroupTerm(const __m512i* isum, const float* d, int64_t b0, int
                             __m512 offset, float sx, __m512 sum) {
   __m512 acc = _mm512_mul_ps(_mm512_set1_ps(d[b0]), _mm512_cvtepi32_ps(isum[0]));
   for (int j = 1; j < NB; ++j) {
-    if (b0 + j < nb) acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(d[b0 + j]), _mm512_cvtepi32_ps(isum[j])));
+    // A masked add rather than a branch: with a branch the compiler moved the
+    // block's dots into it and broadcast their activations through registers.
+    const __mmask16 valid = b0 + j < nb ? 0xFFFF : 0;
+    acc = _mm512_mask_add_ps(acc, valid, acc, _mm512_mul_ps(_mm512_set1_ps(d[b0 + j]), _mm512_cvtepi32_ps(isum[j])));
   }
   const __m512 term = _mm512_add_ps(_mm512_mul_ps(scale, acc), _mm512_mul_ps(offset, _mm512_set1_ps(sx)));
   return _mm512_add_ps(sum, term);
