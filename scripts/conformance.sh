@@ -19,6 +19,7 @@ PINS=(
   "numpy==2.4.6"
   "pillow==13.0.0"
   "sentencepiece==0.2.3"
+  "torchao==0.18.0"
 )
 
 missing=()

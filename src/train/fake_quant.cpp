@@ -88,8 +88,9 @@ FakeQuantGrids EmptyGrids(const FormatInfo& format, int64_t n, int64_t k) {
   return g;
 }
 
-// Rows split over the thread pool; each chunk rounds its rows' grids into
-// its own scratch.
+// Rows split over the thread pool (as the train ops split theirs, so call it
+// from outside a ParallelFor: the pool does not nest); each chunk rounds its
+// rows' grids into its own scratch, and rows own disjoint grads.
 template <typename RowFn>
 void ForEachRow(const FakeQuantGrids& g, RowFn row_fn) {
   const int64_t groups = quant::NumGroups(*g.format, g.k);

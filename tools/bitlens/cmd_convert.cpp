@@ -1,10 +1,12 @@
 // bitlens convert: other checkpoint formats -> a Hugging Face checkpoint
-// directory. Today: --from llama2c (checkpoint .bin + tokenizer .bin).
+// directory. --from llama2c (checkpoint .bin + tokenizer .bin); --from torchao
+// (a torchao QAT checkpoint directory -> a bitlens quantized checkpoint).
 #include <cstdio>
 #include <memory>
 
 #include "commands.h"
 #include "formats/llama2c.h"
+#include "quant/torchao_import.h"
 
 namespace bitlens::cli {
 
@@ -14,19 +16,34 @@ struct ConvertArgs {
   std::string input;
   std::string tokenizer;
   std::string out;
+  bool force = false;
 };
 }  // namespace
 
 void AddConvertCommand(CLI::App& app, Status* result) {
   auto args = std::make_shared<ConvertArgs>();
   auto* cmd = app.add_subcommand("convert", "Convert a checkpoint to a Hugging Face directory");
-  cmd->add_option("--from", args->from, "Source format (llama2c)")->required();
-  cmd->add_option("input", args->input, "Source checkpoint file")->required();
+  cmd->add_option("--from", args->from, "Source format (llama2c, torchao)")->required();
+  cmd->add_option("input", args->input, "Source checkpoint file (torchao: directory)")->required();
   cmd->add_option("--tokenizer", args->tokenizer, "Source tokenizer file (llama2c: tokenizer .bin)");
   cmd->add_option("-o,--output", args->out, "Output directory (must not exist)")->required();
+  cmd->add_flag("--force", args->force, "torchao: replace an existing output directory");
   cmd->callback([args, result] {
+    if (args->from == "torchao") {
+      quant::TorchaoImportOptions options;
+      options.input_dir = args->input;
+      options.output_dir = args->out;
+      options.overwrite = args->force;
+      auto imported = quant::ImportTorchaoCheckpoint(options);
+      if (!imported.ok()) {
+        *result = imported.status();
+        return;
+      }
+      std::fprintf(stderr, "%s\nwrote %s\n", quant::TorchaoImportSummary(*imported).c_str(), args->out.c_str());
+      return;
+    }
     if (args->from != "llama2c") {
-      *result = InvalidArgument("--from '" + args->from + "' is not supported (llama2c)");
+      *result = InvalidArgument("--from '" + args->from + "' is not supported (llama2c, torchao)");
       return;
     }
     if (args->tokenizer.empty()) {

@@ -17,5 +17,6 @@ void AddConvertCommand(CLI::App& app, Status* result);
 void AddQuantizeCommand(CLI::App& app, Status* result);
 void AddBenchCommand(CLI::App& app, Status* result);
 void AddDataCommand(CLI::App& app, Status* result);
+void AddEvalCommand(CLI::App& app, Status* result);
 
 }  // namespace bitlens::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   bitlens::cli::AddQuantizeCommand(app, &result);
   bitlens::cli::AddBenchCommand(app, &result);
   bitlens::cli::AddDataCommand(app, &result);
+  bitlens::cli::AddEvalCommand(app, &result);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
