@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   bitlens::cli::AddConvertCommand(app, &result);
   bitlens::cli::AddQuantizeCommand(app, &result);
   bitlens::cli::AddBenchCommand(app, &result);
+  bitlens::cli::AddTrainCommand(app, &result);
   bitlens::cli::AddDataCommand(app, &result);
   bitlens::cli::AddEvalCommand(app, &result);
   bitlens::cli::AddEvalSuiteCommand(app, &result);
