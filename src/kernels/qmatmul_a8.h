@@ -66,8 +66,10 @@ void QMatMulInt8BlocksRef(const float* x, int64_t m, const quant::FormatInfo& f,
 // The Highway kernel: equals QMatMulA8Ref bit for bit, for any thread count.
 // w: n packed rows of quant::RowBytes(f, k) bytes. Requires A8Supports(f, k).
 // No allocation; splits output rows over the thread pool.
-// Decode (m = 1, n >= 64) of w2g32/w2g64/w2sg32/w2sg64 runs the table kernel
-// QMatMulLut, which gives the same result and was faster (docs/kernels.md).
+// On CPUs with AVX-512 VNNI the formats of qmatmul_vnni (w2g64, w2g128,
+// w2sg64, w2g32dq, w2g64dq, w4g32, w4g64) run that kernel, any m. Otherwise
+// decode (m = 1, n >= 64) of w2g32/w2g64/w2sg32/w2sg64 runs the table kernel
+// QMatMulLut. Both give the same result (docs/kernels.md).
 void QMatMulA8(const float* x, int64_t m, const quant::FormatInfo& f, const uint8_t* w, int64_t n,
                int64_t k, const float* bias, float* y);
 // The integer-dot kernel alone, whatever the shape (same result).

@@ -161,7 +161,10 @@ HWY_INLINE __m512 GroupTerm(const __m512i* isum, const float* d, int64_t b0, int
                             __m512 offset, float sx, __m512 sum) {
   __m512 acc = _mm512_mul_ps(_mm512_set1_ps(d[b0]), _mm512_cvtepi32_ps(isum[0]));
   for (int j = 1; j < NB; ++j) {
-    if (b0 + j < nb) acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(d[b0 + j]), _mm512_cvtepi32_ps(isum[j])));
+    // A masked add rather than a branch: with a branch the compiler moved the
+    // block's dots into it and broadcast their activations through registers.
+    const __mmask16 valid = b0 + j < nb ? 0xFFFF : 0;
+    acc = _mm512_mask_add_ps(acc, valid, acc, _mm512_mul_ps(_mm512_set1_ps(d[b0 + j]), _mm512_cvtepi32_ps(isum[j])));
   }
   const __m512 term = _mm512_add_ps(_mm512_mul_ps(scale, acc), _mm512_mul_ps(offset, _mm512_set1_ps(sx)));
   return _mm512_add_ps(sum, term);
@@ -271,18 +274,20 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
     } else {
       // Super-block [f16 d][f16 m0][f16 dm][sm bytes]: group j's grid is
       // scale = d · (sm_j & 15), offset = m0 + dm · (sm_j >> 4) (DqGroupAt).
-      const __m512i h0 = _mm512_i32gather_epi32(vidx, hb, 1);
-      const __m512i h1 = _mm512_i32gather_epi32(vidx, hb + 4, 1);
-      const __m512 dd = HalvesLow(h0), m0 = HalvesHigh(h0), dm = HalvesLow(h1);
+      // Its first 16 bytes are transposed like the codes (four gathers per
+      // super-block cost more): H[0] = d | m0, H[1] = dm | sm0 | sm1,
+      // H[2] = sm2..sm5, H[3] = sm6 | sm7 | codes.
+      (void)hb;
+      __m512i H[4];
+      LoadTransposed(rows, off, H);
+      const __m512 dd = HalvesLow(H[0]), m0 = HalvesHigh(H[0]), dm = HalvesLow(H[1]);
       constexpr int kGroups = vnni::GroupsPerBlock(K);
-      __m512i smw[2];
-      smw[0] = _mm512_i32gather_epi32(vidx, hb + 6, 1);
-      if constexpr (kGroups == 8) smw[1] = _mm512_i32gather_epi32(vidx, hb + 10, 1);
       const __m512i lo4 = _mm512_set1_epi32(15);
       for (int j = 0; j < kGroups; ++j) {
         const int64_t G = bi * kGroups + j;
         if (G >= ng) break;
-        const __m512i sm = _mm512_srli_epi32(smw[j / 4], 8 * (j % 4));
+        const int byte = 6 + j;  // sm_j within the header
+        const __m512i sm = _mm512_srli_epi32(H[byte / 4], 8 * (byte % 4));
         const __m512 scale = _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_and_si512(sm, lo4)));
         const __m512 offset =
             _mm512_add_ps(m0, _mm512_mul_ps(dm, _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(sm, 4), lo4))));

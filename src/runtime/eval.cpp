@@ -34,10 +34,31 @@ Status CheckReference(const Model& model, const Model& reference) {
 }
 
 // The text between the end of the user turn and the answer: LLaVA-1.5's
-// "ASSISTANT:" is followed by a space ("ASSISTANT: {answer}</s>"); the other
-// families' assistant headers end in a newline or a tag.
+// "ASSISTANT:" is followed by a space ("ASSISTANT: {answer}</s>"), as is a raw
+// prompt; the other families' assistant headers end in a newline or a tag.
 const char* AnswerSeparator(ChatFamily family) {
   return family == ChatFamily::kLlava15 || family == ChatFamily::kNone ? " " : "";
+}
+
+// The answer's ids as they continue the prompt. A byte-level BPE spells the
+// separating space inside the first answer token (" red"); SentencePiece's
+// dummy prefix already gives "▁there", and encoding " there" would add a
+// lone "▁". The first spelling whose decoded continuation reads exactly
+// separator + answer wins (the first one when none does).
+std::vector<int32_t> AnswerIds(const Tokenizer& tok, const std::vector<int32_t>& prompt, const std::string& separator,
+                               const std::string& answer) {
+  std::vector<int32_t> with_separator = tok.Encode(separator + answer, /*add_bos=*/false);
+  if (separator.empty()) return with_separator;
+  const std::string prompt_text = tok.Decode(prompt);
+  auto reads_right = [&](const std::vector<int32_t>& ids) {
+    std::vector<int32_t> all = prompt;
+    all.insert(all.end(), ids.begin(), ids.end());
+    return tok.Decode(all) == prompt_text + separator + answer;
+  };
+  if (reads_right(with_separator)) return with_separator;
+  std::vector<int32_t> bare = tok.Encode(answer, /*add_bos=*/false);
+  if (reads_right(bare)) return bare;
+  return with_separator;
 }
 
 bool IsEos(const Model& model, int32_t id) {
@@ -108,7 +129,7 @@ Result<EvalReport> Evaluate(const Model& model, const Model* reference, const st
     const std::vector<int32_t> prompt = std::move(prompt_or).value();
     // Teacher-forced targets: the expected answer, then the closing EOS that
     // ends a turn (training scores both).
-    std::vector<int32_t> targets = tok.Encode(separator + item.answer, /*add_bos=*/false);
+    std::vector<int32_t> targets = AnswerIds(tok, prompt, separator, item.answer);
     if (eos >= 0) targets.push_back(eos);
     std::vector<int32_t> full = prompt;
     full.insert(full.end(), targets.begin(), targets.end());

@@ -253,6 +253,29 @@ TEST(Eval, QuantizedModelsAgainstTheFloatReference) {
   EXPECT_GE(r8->all.top1_agreement(), r2->all.top1_agreement());
 }
 
+// A SentencePiece model (stories260K converted from llama2.c): the answer
+// continues the raw prompt as "▁there ▁was ...", not with a lone "▁" first.
+TEST(Eval, SentencePieceAnswerContinuesThePrompt) {
+  BL_REQUIRE_TEST_DATA(bin, "stories260K/stories260K.bin");
+  const std::string dir = testing::ScratchDir();
+  auto c = testing::RunCli("convert --from llama2c " + bin + " --tokenizer " +
+                           testing::TestDataPath("stories260K/tok512.bin") + " -o " + dir + "/st");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  auto model = Load(dir + "/st");
+  ASSERT_TRUE(model);
+  EvalItem item;
+  item.question = "Once upon a time,";
+  item.answer = "there was a little girl";
+  item.kind = "story";
+  auto r = Evaluate(*model, nullptr, {item}, EvalOptions{});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const size_t bare = model->tokenizer->Encode(item.answer, false).size();
+  ASSERT_NE(model->tokenizer->Encode(" " + item.answer, false).size(), bare);
+  EXPECT_EQ(r->all.answer_tokens, static_cast<int64_t>(bare + 1));
+  // The trained model's greedy story starts with exactly this answer.
+  EXPECT_EQ(r->predictions[0].prediction.rfind("there was a little girl", 0), 0u) << r->predictions[0].prediction;
+}
+
 TEST(Eval, JsonlReaderNamesBadLines) {
   const std::string dir = testing::ScratchDir();
   auto write = [&](const std::string& text) {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include "base/thread_pool.h"
 #include "commands.h"
@@ -24,7 +25,7 @@ struct EvalArgs {
   std::string split = "test";
   std::string data;
   std::string json_out;
-  int64_t count = 500;
+  std::optional<int64_t> count;  // default: 500 synthetic samples, every line of --data
   uint64_t seed = 1;
   int image_size = 64;
   double catalog_fraction = train::DataOptions{}.catalog_fraction;
@@ -35,7 +36,7 @@ struct EvalArgs {
 };
 
 Status Eval(const EvalArgs& a) {
-  if (a.count <= 0) return InvalidArgument("--count must be positive, got " + std::to_string(a.count));
+  if (a.count && *a.count <= 0) return InvalidArgument("--count must be positive, got " + std::to_string(*a.count));
   if (!(a.catalog_fraction >= 0 && a.catalog_fraction <= 1)) {
     return InvalidArgument("--catalog-fraction must be in [0, 1], got " + std::to_string(a.catalog_fraction));
   }
@@ -47,14 +48,14 @@ Status Eval(const EvalArgs& a) {
 
   std::vector<EvalItem> items;
   if (!a.data.empty()) {
-    BL_ASSIGN_OR_RETURN(items, ReadEvalJsonl(a.data, a.count));
+    BL_ASSIGN_OR_RETURN(items, ReadEvalJsonl(a.data, a.count.value_or(0)));
   } else {
     BL_ASSIGN_OR_RETURN(train::Split split, ParseSplit(a.split));
     train::DataOptions data;
     data.seed = a.seed;
     data.image_size = a.image_size;
     data.catalog_fraction = a.catalog_fraction;
-    BL_ASSIGN_OR_RETURN(items, SyntheticEvalItems(data, split, a.count));
+    BL_ASSIGN_OR_RETURN(items, SyntheticEvalItems(data, split, a.count.value_or(500)));
   }
   BL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(a.model_dir));
   std::unique_ptr<Model> reference;
@@ -98,7 +99,7 @@ void AddEvalCommand(CLI::App& app, Status* result) {
                     ->check(CLI::IsMember({"test", "validation", "train"}));
   cmd->add_option("--data", a->data, "JSONL file in the calibration format with answers (and \"kind\")")
       ->excludes(split);
-  cmd->add_option("--count", a->count, "Samples to evaluate (at most, for --data)");
+  cmd->add_option("--count", a->count, "Samples to evaluate (synthetic: default 500; --data: at most, default all)");
   cmd->add_option("--reference", a->reference_dir, "Full-precision model for KL divergence and top-1 agreement");
   cmd->add_option("--json", a->json_out, "Write the report (with every prediction) as JSON to this file");
   cmd->add_option("--seed", a->seed, "Seed of the synthetic data (as used for training)");

@@ -16,8 +16,10 @@ void AddRunCommand(CLI::App& app, Status* result);
 void AddConvertCommand(CLI::App& app, Status* result);
 void AddQuantizeCommand(CLI::App& app, Status* result);
 void AddBenchCommand(CLI::App& app, Status* result);
+void AddTrainCommand(CLI::App& app, Status* result);
 void AddDataCommand(CLI::App& app, Status* result);
 void AddEvalCommand(CLI::App& app, Status* result);
+void AddEvalSuiteCommand(CLI::App& app, Status* result);
 void AddQatCommand(CLI::App& app, Status* result);
 
 }  // namespace bitlens::cli

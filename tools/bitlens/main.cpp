@@ -14,8 +14,10 @@ int main(int argc, char** argv) {
   bitlens::cli::AddConvertCommand(app, &result);
   bitlens::cli::AddQuantizeCommand(app, &result);
   bitlens::cli::AddBenchCommand(app, &result);
+  bitlens::cli::AddTrainCommand(app, &result);
   bitlens::cli::AddDataCommand(app, &result);
   bitlens::cli::AddEvalCommand(app, &result);
+  bitlens::cli::AddEvalSuiteCommand(app, &result);
   bitlens::cli::AddQatCommand(app, &result);
   try {
     app.parse(argc, argv);
