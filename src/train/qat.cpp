@@ -4,6 +4,8 @@
 // packed rows through quant/pipeline (OUT.tmp renamed to OUT).
 #include "train/qat.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -12,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/thread_pool.h"
 #include "quant/calib_jsonl.h"
 #include "quant/calib_quantizer.h"
 #include "quant/pipeline.h"
@@ -124,6 +127,9 @@ Result<QatResult> RunQat(const QatOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   BL_TRY(CheckOptions(options));
   QatOptions o = options;
+  SetNumThreads(static_cast<size_t>(std::max(0, o.threads)));
+  // The pool splits the work; OpenBLAS runs single-threaded inside it (no oversubscription).
+  openblas_set_num_threads(1);
   if (o.stretched) BL_TRY(UseStretchedFormats(o.plan));
 
   BL_ASSIGN_OR_RETURN(Checkpoint source, Checkpoint::Open(o.model_dir));

@@ -46,6 +46,7 @@ struct QatOptions {
   float ce_weight = 0.0f;      // cross-entropy of the answer tokens
   float temperature = 1.0f;
 
+  int threads = 0;             // worker threads (0 = all cores); OpenBLAS runs single-threaded inside them
   bool resume = false;         // continue from <output>.qatstate
   int64_t save_every = 50;     // steps between state saves (and on interruption)
   bool overwrite = false;      // replace an existing output directory

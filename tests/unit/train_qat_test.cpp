@@ -175,6 +175,29 @@ TEST_F(TrainQat, LowersHeldOutKlBelowTheRtnStartAndDeploysWhatItTrained) {
   EXPECT_LT(max_diff, 0.1 * max_gap) << "deployed-vs-trained difference is not small against the quantization gap";
 }
 
+// The optional loss terms reach the weights on their own: hidden-state
+// matching alone lowers the KL; the answer cross-entropy alone moves the
+// student (towards the data's answers, which this random teacher does not
+// know, so away from the teacher).
+TEST_F(TrainQat, HiddenStateAndCrossEntropyTermsTrainOnTheirOwn) {
+  train::QatOptions o = BaseOptions(Scratch() + "/qat_hidden");
+  o.steps = 40;
+  o.kl_weight = 0;
+  o.hidden_weight = 1;
+  auto hidden = train::RunQat(o);
+  ASSERT_TRUE(hidden.ok()) << hidden.status().message();
+  std::printf("hidden-state MSE only: held-out KL %.6f -> %.6f\n", hidden->eval_kl_init, hidden->eval_kl_final);
+  EXPECT_LT(hidden->eval_kl_final, 0.8 * hidden->eval_kl_init);
+
+  o.output_dir = Scratch() + "/qat_ce";
+  o.hidden_weight = 0;
+  o.ce_weight = 1;
+  auto ce = train::RunQat(o);
+  ASSERT_TRUE(ce.ok()) << ce.status().message();
+  std::printf("answer cross-entropy only: held-out KL %.6f -> %.6f\n", ce->eval_kl_init, ce->eval_kl_final);
+  EXPECT_NE(ce->eval_kl_final, ce->eval_kl_init) << "the cross-entropy term did not change the student";
+}
+
 TEST_F(TrainQat, BlockModeLowersEveryBlocksReconstructionError) {
   const std::string out = Scratch() + "/qat_block";
   train::QatOptions o = BaseOptions(out);

@@ -97,6 +97,7 @@ void AddQatCommand(CLI::App& app, Status* result) {
   cmd->add_option("--ce-weight", o.ce_weight, "weight of the answer cross-entropy")->capture_default_str();
   cmd->add_option("--temperature", o.temperature, "distillation temperature")->capture_default_str();
   cmd->add_option("--save-every", o.save_every, "steps between state saves (OUT.qatstate)")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "worker threads (0 = all cores)")->capture_default_str();
   cmd->add_flag("--resume", o.resume, "continue from OUT.qatstate");
   cmd->add_flag("--force", f->force, "replace an existing output directory");
   cmd->callback([f, result] { *result = RunQatCommand(*f); });
