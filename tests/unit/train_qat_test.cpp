@@ -198,6 +198,26 @@ TEST_F(TrainQat, HiddenStateAndCrossEntropyTermsTrainOnTheirOwn) {
   EXPECT_NE(ce->eval_kl_final, ce->eval_kl_init) << "the cross-entropy term did not change the student";
 }
 
+// --stretched trains and writes the symmetric 2-bit grid (w2g32 -> w2sg32).
+TEST_F(TrainQat, StretchedGridTrainsAndIsWritten) {
+  train::QatOptions o = BaseOptions(Scratch() + "/qat_stretched");
+  o.stretched = true;
+  o.steps = 60;
+  auto r = train::RunQat(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::printf("stretched w2sg32: held-out KL %.6f -> %.6f\n", r->eval_kl_init, r->eval_kl_final);
+  EXPECT_LT(r->eval_kl_final, 0.7 * r->eval_kl_init);
+  auto quant = quant::LoadQuantizationConfig(o.output_dir);
+  ASSERT_TRUE(quant.ok()) << quant.status().message();
+  int stretched = 0, other_2bit = 0;
+  for (const auto& [name, t] : quant->tensors) {
+    stretched += std::string(t.format->name) == "w2sg32";
+    other_2bit += t.format->bits == 2 && std::string(t.format->name) != "w2sg32";
+  }
+  EXPECT_GT(stretched, 0);
+  EXPECT_EQ(other_2bit, 0);
+}
+
 TEST_F(TrainQat, BlockModeLowersEveryBlocksReconstructionError) {
   const std::string out = Scratch() + "/qat_block";
   train::QatOptions o = BaseOptions(out);
