@@ -5,8 +5,9 @@
 // of the layer is computed on every calibration sequence, and the
 // fake-quantized layer (master weights + grids, AdamW) is trained to
 // reproduce it from the student's own inputs (the outputs of the layers
-// already quantized). Memory: two hidden-state copies of every calibration
-// token + one layer's weights, grids and one sequence's activations.
+// already quantized). Memory: three hidden-state copies of every calibration
+// token (teacher in, student in, teacher out) + one layer's weights, grids and
+// one sequence's activations.
 // Components outside the decoder layers keep their initial grids.
 #include <algorithm>
 #include <cmath>
