@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   bitlens::cli::AddEvalCommand(app, &result);
   bitlens::cli::AddEvalSuiteCommand(app, &result);
   bitlens::cli::AddExportCommand(app, &result);
+  bitlens::cli::AddQatCommand(app, &result);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
