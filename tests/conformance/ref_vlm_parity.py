@@ -11,7 +11,7 @@ By default a micro model is trained with the bitlens CLI (a few seconds) into <o
 --model DIR an existing checkpoint (e.g. the full reference model) is described instead, and the
 golden names that directory.
 
-Usage: python3 tests/conformance/ref_vlm_parity.py [--bitlens build/bitlens] [--out tests/golden/ref_vlm]
+Usage: python3 tests/conformance/ref_vlm_parity.py [--bitlens build/bitlens (or $BITLENS_CLI)] [--out tests/golden/ref_vlm]
                                                    [--model DIR]
 """
 
@@ -104,7 +104,7 @@ def max_abs(a, b):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bitlens", default=os.path.join(ROOT, "build", "bitlens"))
+    ap.add_argument("--bitlens", default=os.environ.get("BITLENS_CLI") or os.path.join(ROOT, "build", "bitlens"))
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "golden", "ref_vlm"))
     ap.add_argument("--model", default=None, help="describe this checkpoint instead of training the micro one")
     args = ap.parse_args()

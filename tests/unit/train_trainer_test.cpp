@@ -315,12 +315,33 @@ TEST(TrainTrainer, CorruptStateIsAnErrorNotACrash) {
 
 // ------------------------------------------------------------------ HF parity
 
-// tests/golden/ref_vlm (tests/conformance/ref_vlm_parity.py): a checkpoint bitlens trained,
-// run by transformers. bitlens must build the same chat prompt, ids and pixel values, and its
-// runtime and its trainable model must give transformers' logits.
+// tests/golden/ref_vlm* (tests/conformance/ref_vlm_parity.py): checkpoints bitlens trained, run
+// by transformers — ref_vlm holds a micro model; `--model DIR --out tests/golden/ref_vlm_<name>`
+// adds another (e.g. the full reference model). bitlens must build the same chat prompt, ids and
+// pixel values, and its runtime and its trainable model must give transformers' logits.
+std::vector<std::string> RefVlmGoldenDirs() {
+  std::vector<std::string> dirs;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(testing::GoldenDir(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("ref_vlm", 0) == 0 && fs::exists(e.path() / "parity.json")) dirs.push_back(e.path().string());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+void CheckRefVlmGolden(const std::string& dir);
+
 TEST(RefVlmParity, PromptIdsPixelsAndLogitsMatchTransformers) {
-  const std::string dir = testing::GoldenDir() + "/ref_vlm";
-  if (!fs::exists(dir + "/parity.json")) GTEST_SKIP() << dir << "/parity.json is not there (make conformance)";
+  const std::vector<std::string> dirs = RefVlmGoldenDirs();
+  if (dirs.empty()) GTEST_SKIP() << "no tests/golden/ref_vlm*/parity.json (make conformance)";
+  for (const std::string& dir : dirs) {
+    SCOPED_TRACE(dir);
+    CheckRefVlmGolden(dir);
+  }
+}
+
+void CheckRefVlmGolden(const std::string& dir) {
   const json meta = json::parse(ReadFile(dir + "/parity.json"));
   auto golden = Checkpoint::Open(dir + "/parity.safetensors");
   ASSERT_TRUE(golden.ok()) << golden.status().message();
