@@ -177,6 +177,7 @@ template <int K, int MR>
 HWY_INLINE void AddCodes(__m512i wd, int c, int t, const ARow* a, int64_t bi,
                          __m512i (*HWY_RESTRICT acc)[vnni::Accumulators(K)]) {
   constexpr int kB = vnni::Bits(K), kBW = vnni::BlockWeights(K);
+#pragma GCC unroll 4
   for (int p = 0; p < vnni::Planes(K); ++p) {
     const __m512i codes = _mm512_and_si512(wd, _mm512_set1_epi8(static_cast<char>(((1 << kB) - 1) << (kB * p))));
     const int s = vnni::Slot(K, c, p);
@@ -262,9 +263,11 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
     for (int r = 0; r < MR; ++r) {
       for (int s = 0; s < kAcc; ++s) acc[r][s] = _mm512_setzero_si512();
     }
+#pragma GCC unroll 4
     for (int c = 0; c < kChunks; ++c) {
       __m512i W[4];
       LoadTransposed(rows, off + kH + 16 * c, W);
+#pragma GCC unroll 4
       for (int t = 0; t < 4; ++t) AddCodes<K, MR>(W[t], c, t, a, bi, acc);
     }
     // Group grids of the 16 rows (one 32-bit gather per header word).
@@ -283,6 +286,7 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
       const __m512 dd = HalvesLow(H[0]), m0 = HalvesHigh(H[0]), dm = HalvesLow(H[1]);
       constexpr int kGroups = vnni::GroupsPerBlock(K);
       const __m512i lo4 = _mm512_set1_epi32(15);
+#pragma GCC unroll 8
       for (int j = 0; j < kGroups; ++j) {
         const int64_t G = bi * kGroups + j;
         if (G >= ng) break;
