@@ -194,7 +194,8 @@ std::string ResultsMarkdown(const EvalSuiteReport& r) {
      << " logical cores, " << Gib(m.ram_bytes) << " GiB RAM, Highway target " << m.hwy_target << "\n"
      << "- kernel " << m.kernel << "; " << m.compiler << ", " << m.build_type << " build"
      << (m.git_describe.empty() ? "" : ", source " + m.git_describe) << "\n"
-     << "- threads: " << (r.threads > 0 ? std::to_string(r.threads) : std::string("all cores")) << "\n";
+     << "- threads: " << (r.threads > 0 ? std::to_string(r.threads) : std::string("all cores"))
+     << "; the whole suite took " << Fixed(r.seconds / 60.0, 1) << " min\n";
   return md.str();
 }
 
