@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "model/vit_weights.h"
 #include "quant/pipeline.h"
+#include "runtime/kv_cache.h"
 #include "runtime/session.h"
 #include "test_paths.h"
 
@@ -166,6 +167,29 @@ TEST(BlzExport, EvalAndBenchAcceptTheFile) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("loaded in"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("m.blz"), std::string::npos) << r.out;
+}
+
+// The memory plan's KV cache is exactly what the runtime's KvCache holds for
+// that context; the context is clamped to max_position_embeddings; the plan
+// is recorded in the file's metadata.
+TEST(BlzExport, MemoryPlanMatchesTheKvCacheAndIsRecorded) {
+  const std::string src = Synth("blz-plan-src");
+  auto model = Load(src);
+  ASSERT_TRUE(model);
+  const TextConfig& t = model->config.text;
+  const MemoryPlan plan = PlanMemory(model->config, 64);
+  const KvCache kv(t.num_hidden_layers, 64, t.num_key_value_heads * t.head_dim);
+  EXPECT_EQ(plan.kv_cache_bytes, kv.bytes());
+  EXPECT_EQ(plan.arena_bytes, plan.kv_cache_bytes + plan.decode_scratch_bytes);
+  EXPECT_GT(plan.decode_scratch_bytes, static_cast<uint64_t>(t.vocab_size) * 4);
+  EXPECT_EQ(PlanMemory(model->config, t.max_position_embeddings * 10).max_context, t.max_position_embeddings);
+  const std::string file = Export(src, "plan");  // max_context 256
+  auto f = blz::BlzFile::Open(file);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  const std::string md((*f)->contents().metadata_json);
+  const MemoryPlan p256 = PlanMemory(model->config, 256);
+  EXPECT_NE(md.find("\"arena_bytes\": " + std::to_string(p256.arena_bytes)), std::string::npos) << md;
+  EXPECT_NE(md.find("\"max_context\": " + std::to_string(p256.max_context)), std::string::npos) << md;
 }
 
 // Address ranges of this process's mappings of `path` (from /proc/self/maps).
