@@ -144,6 +144,30 @@ TEST(BlzExport, FloatRoundTripGivesIdenticalLogitsAndTokens) {
   EXPECT_EQ(RunTokens(src), RunTokens(file));
 }
 
+// `bitlens eval` and `bench` take the .blz where they take a folder: eval
+// against the folder it came from agrees on every token (KL 0), and bench
+// reports the load.
+TEST(BlzExport, EvalAndBenchAcceptTheFile) {
+  const std::string src = Synth("blz-cli-src");
+  const std::string dir = testing::ScratchDir();
+  auto r = testing::RunCli("export --model " + src + " --to blz -o " + dir + "/m.blz");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("component"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("decoder"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("export"), std::string::npos) << "no progress bar: " << r.err;
+  r = testing::RunCli("eval --model " + dir + "/m.blz --reference " + src + " --count 4 --json " + dir + "/r.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(dir + "/r.json");
+  const std::string report((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(report.find("\"kl\": 0.0"), std::string::npos) << report.substr(0, 400);
+  EXPECT_NE(report.find("\"top1_agreement\": 1.0"), std::string::npos) << report.substr(0, 400);
+  r = testing::RunCli("bench --model " + dir + "/m.blz --reps 1 --array-mib 8 --threads 1 --prompt-tokens 8 "
+                      "--decode-tokens 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("loaded in"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("m.blz"), std::string::npos) << r.out;
+}
+
 // Address ranges of this process's mappings of `path` (from /proc/self/maps).
 std::vector<std::pair<uintptr_t, uintptr_t>> MappingsOf(const std::string& path) {
   std::vector<std::pair<uintptr_t, uintptr_t>> out;
