@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 #include "model/model.h"
@@ -144,7 +145,9 @@ Status RunVlmTable(const EvalSuiteOptions& o, const std::string& work, const sui
   eo.max_new_tokens = o.max_new_tokens;
 
   const std::vector<std::string>& methods = VlmSuiteMethods();
-  const size_t total = 1 + (methods.size() - (o.qat ? 0 : 1)) * SuiteConfigs().size();
+  const size_t total = 1 + methods.size() * SuiteConfigs().size();
+  const suite::QatSettings qat = suite::ResolveQatSettings(o);
+  std::map<std::string, double> gptq_seconds;  // per configuration: QAT starts from that checkpoint
   size_t done = 0;
   auto step = [&](const std::string& what) {
     progress("[" + std::to_string(++done) + "/" + std::to_string(total) + "] " + what);
@@ -166,7 +169,6 @@ Status RunVlmTable(const EvalSuiteOptions& o, const std::string& work, const sui
   table->rows.push_back(std::move(fp_row));
 
   for (const std::string& method : methods) {
-    if (method == "qat" && !o.qat) continue;
     for (const SuiteConfig& config : SuiteConfigs()) {
       const std::string name = "vlm-" + method + "-" + config.name;
       const std::string out = work + "/" + name;
@@ -176,12 +178,20 @@ Status RunVlmTable(const EvalSuiteOptions& o, const std::string& work, const sui
       row.config = config.name;
       row.checkpoint = out;
       if (method == "qat") {
-        BL_ASSIGN_OR_RETURN(row.method_seconds, suite::QatWith(config.plan, o.model_dir, out, calib, o.quick));
-        row.commands.push_back(suite::QatCommand(config.plan, o.model_dir, "$WORK/" + name, calib.path, o.quick));
+        // QAT starts from the GPTQ checkpoint of the same configuration (a
+        // row above), so its time is that GPTQ run's plus the training.
+        const std::string init = "vlm-gptq-" + config.name;
+        const auto gptq = gptq_seconds.find(config.name);
+        if (gptq == gptq_seconds.end()) return Internal("QAT row " + config.name + " before its GPTQ start");
+        BL_ASSIGN_OR_RETURN(double seconds, suite::QatWith(config.plan, o.model_dir, work + "/" + init, out, calib, qat, progress));
+        row.method_seconds = gptq->second + seconds;
+        row.commands.push_back(
+            suite::QatCommand(config.plan, o.model_dir, "$WORK/" + init, "$WORK/" + name, calib.path, qat));
       } else {
         BL_ASSIGN_OR_RETURN(row.method_seconds, suite::QuantizeWith(method, config.plan, o.model_dir, out, calib));
         row.commands.push_back(suite::QuantizeCommand(method, config.plan, o.model_dir, "$WORK/" + name,
                                                       method == "gptq" ? calib.path : ""));
+        if (method == "gptq") gptq_seconds[config.name] = row.method_seconds;
       }
       BL_ASSIGN_OR_RETURN(row.size, MeasureCheckpoint(out));
       BL_ASSIGN_OR_RETURN(std::unique_ptr<Model> q, LoadModel(out));
@@ -268,10 +278,7 @@ Result<EvalSuiteReport> RunEvalSuite(const EvalSuiteOptions& o) {
   }
   if (o.synthetic_calib < 0) return InvalidArgument("--synthetic must be positive");
   if (o.eval_count < 0) return InvalidArgument("--count must be positive");
-  if (o.qat && !QatAvailable()) {
-    return Unsupported("the QAT rows need `bitlens qat`, which this build does not have yet; "
-                       "run eval-suite with --no-qat to produce the other rows");
-  }
+  if (o.qat_steps < 0) return InvalidArgument("--qat-steps must be positive");
   if (!o.stories_dir.empty()) {
     for (const char* f : {"stories260K.bin", "tok512.bin"}) {
       if (!fs::exists(fs::path(o.stories_dir) / f)) {
@@ -290,8 +297,11 @@ Result<EvalSuiteReport> RunEvalSuite(const EvalSuiteOptions& o) {
   report.machine = bench::DescribeMachine();
   report.command_line = o.command_line;
   report.quick = o.quick;
-  report.qat = o.qat;
   report.threads = o.threads;
+  const suite::QatSettings qat = suite::ResolveQatSettings(o);
+  report.qat_steps = qat.steps;
+  report.qat_batch = qat.batch;
+  report.qat_synthetic = qat.synthetic;
   report.data = o.data;
   BL_TRY(RunVlmTable(o, work->path(), progress, &report.vlm));
   if (!o.stories_dir.empty()) {

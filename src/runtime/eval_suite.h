@@ -41,10 +41,6 @@ const std::vector<std::string>& StoriesSuiteMethods();
 // Configurations of the stories260K table (a text model: w2g32, w2g64, t1).
 const std::vector<std::string>& StoriesSuiteConfigs();
 
-// Whether this build can run QAT rows (bitlens qat). Until it can, a suite
-// that asks for them fails with Unsupported before any work is done.
-bool QatAvailable();
-
 // Size of a written checkpoint, read back from its files.
 struct CheckpointSize {
   uint64_t file_bytes = 0;    // every *.safetensors file, headers included
@@ -70,7 +66,7 @@ struct SuiteRow {
   std::string config;        // "" for fp, else a SuiteConfig name
   std::string checkpoint;    // directory evaluated (under the work directory for quantized rows)
   CheckpointSize size;
-  double method_seconds = 0; // wall time of quantization (calibration, QAT included); fp: none
+  double method_seconds = 0; // wall time of quantization (calibration included; QAT: its GPTQ start too); fp: none
   SuiteMetrics metrics;
   std::vector<std::string> commands;  // the equivalent bitlens commands ($WORK = the work directory)
 };
@@ -92,9 +88,9 @@ struct EvalSuiteReport {
   bench::MachineInfo machine;
   std::string command_line;
   bool quick = false;
-  bool qat = true;                   // QAT rows included
   int threads = 0;
   train::DataOptions data;
+  int64_t qat_steps = 0, qat_batch = 0, qat_synthetic = 0;  // how the QAT rows trained
   SuiteTable vlm;
   bool has_stories = false;
   SuiteTable stories;
@@ -104,10 +100,11 @@ struct EvalSuiteReport {
 struct EvalSuiteOptions {
   std::string model_dir;          // full-precision VLM checkpoint
   std::string stories_dir;        // holds stories260K.bin and tok512.bin; empty: no stories table
-  std::string calib_path;         // JSONL ({"image", "prompt", "answer"}) for gptq (and QAT)
+  std::string calib_path;         // JSONL ({"image", "prompt", "answer"}) for gptq and QAT (QAT needs image and answer)
   int64_t synthetic_calib = 0;    // else this many synthetic train samples; 0: 128 (quick: 4)
   bool quick = false;             // few samples and steps: for tests, not for figures
-  bool qat = true;                // false: leave the QAT rows out (the document says so)
+  int64_t qat_steps = 0;          // QAT optimizer steps; 0: 200 (quick: 2)
+  int64_t qat_synthetic = -1;     // synthetic samples QAT adds to the calibration lines; -1: 1024 (quick: 0)
   std::string work_dir;           // intermediate checkpoints; empty: a temporary directory removed after
   train::DataOptions data;        // seed, image size, catalogue share of the evaluation and calibration samples
   int64_t eval_count = 0;         // test samples; 0: 1000 (quick: 8)

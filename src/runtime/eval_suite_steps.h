@@ -32,19 +32,30 @@ struct Calibration {
 Result<double> QuantizeWith(const std::string& method, const quant::PlanOptions& plan, const std::string& source,
                             const std::string& out, const Calibration& calib);
 
-// Whether QatWith can run (bitlens qat is in this build).
-bool QatBuilt();
+// How the QAT rows train (resolved from EvalSuiteOptions).
+struct QatSettings {
+  int64_t steps = 200;
+  int64_t batch = 4;
+  int64_t synthetic = 1024;   // synthetic train samples added to the calibration lines
+  int64_t eval_samples = 16;  // held-out samples of bitlens qat's own before/after KL
+  uint64_t seed = 1;
+  int threads = 0;
+};
+QatSettings ResolveQatSettings(const EvalSuiteOptions& options);
 
-// Quantization-aware training of `source` into `out` under `plan`, distilled
-// from `source` on `calib`. Unsupported until the build has bitlens qat.
-Result<double> QatWith(const quant::PlanOptions& plan, const std::string& source, const std::string& out,
-                       const Calibration& calib, bool quick);
+// Quantization-aware training (end to end, distilled from `source`) of
+// `source` into `out` under `plan`, starting from the grids of `init_from`
+// (the GPTQ checkpoint of the same configuration), on `calib` plus synthetic
+// samples; returns the wall time of the training in seconds.
+Result<double> QatWith(const quant::PlanOptions& plan, const std::string& source, const std::string& init_from,
+                       const std::string& out, const Calibration& calib, const QatSettings& settings,
+                       const Progress& progress);
 
 // "bitlens quantize --model M -o OUT --method X [--calib C] --vision ... --lm-head ...".
 std::string QuantizeCommand(const std::string& method, const quant::PlanOptions& plan, const std::string& source,
                             const std::string& out, const std::string& calib_path);
-std::string QatCommand(const quant::PlanOptions& plan, const std::string& source, const std::string& out,
-                       const std::string& calib_path, bool quick);
+std::string QatCommand(const quant::PlanOptions& plan, const std::string& source, const std::string& init_from,
+                       const std::string& out, const std::string& calib_path, const QatSettings& settings);
 
 // The stories260K table: converts the llama2.c checkpoint into `work`,
 // calibrates on the fixed prompts (with the full-precision greedy

@@ -2,8 +2,8 @@
 // test data is present) in --quick mode: every row of the tables in the fixed
 // order, sizes and bits per weight equal to the written files (read back
 // independently of the suite), the full-precision row at KL 0 and agreement 1,
-// a deterministic markdown that keeps its hand-written header, the QAT gate,
-// and bad flags exiting 2.
+// a deterministic markdown that keeps its hand-written header, a failing row
+// failing the whole command, and bad flags exiting 2.
 //
 // Not asserted: GPTQ's KL ≤ RTN's. On a tiny random-weight model with four
 // calibration samples the ordering is luck, not a property of the methods —
@@ -66,8 +66,7 @@ FileSizes SizesOnDisk(const std::string& dir) {
   return s;
 }
 
-// Rows the VLM table must have, in order (QAT rows left out while the build
-// has no bitlens qat).
+// Rows a table must have, in order.
 std::vector<std::pair<std::string, std::string>> ExpectedRows(const std::vector<std::string>& methods,
                                                               const std::vector<std::string>& configs) {
   std::vector<std::pair<std::string, std::string>> rows = {{"fp", ""}};
@@ -75,14 +74,6 @@ std::vector<std::pair<std::string, std::string>> ExpectedRows(const std::vector<
     for (const std::string& c : configs) rows.emplace_back(m, c);
   }
   return rows;
-}
-
-std::vector<std::string> VlmMethodsRun() {
-  std::vector<std::string> m;
-  for (const std::string& x : VlmSuiteMethods()) {
-    if (x != "qat" || QatAvailable()) m.push_back(x);
-  }
-  return m;
 }
 
 std::vector<std::string> AllConfigNames() {
@@ -144,7 +135,6 @@ EvalSuiteOptions QuickOptions(const std::string& model, const std::string& work)
   EvalSuiteOptions o;
   o.model_dir = model;
   o.quick = true;
-  o.qat = QatAvailable();
   o.work_dir = work;
   o.command_line = "bitlens eval-suite --quick";
   return o;
@@ -159,13 +149,24 @@ TEST(EvalSuite, QuickRunOnTinyLlavaHasEveryRowWithSizesFromTheWrittenFiles) {
   EXPECT_TRUE(report->vlm.vlm);
   EXPECT_EQ(report->vlm.eval_items, 8);
   EXPECT_EQ(report->vlm.calib_samples, 4);
-  CheckTable(report->vlm, ExpectedRows(VlmMethodsRun(), AllConfigNames()));
+  CheckTable(report->vlm, ExpectedRows({"rtn", "hqq", "gptq", "qat"}, AllConfigNames()));
+  EXPECT_EQ(report->qat_steps, 2);
+  EXPECT_EQ(report->qat_batch, 1);
   // Formats differ, so the rows must differ in size: w2g64 < w2g32 < mixed.
   const auto& rows = report->vlm.rows;
   EXPECT_LT(rows[2].size.tensor_bytes, rows[1].size.tensor_bytes);
   EXPECT_LT(rows[1].size.tensor_bytes, rows[3].size.tensor_bytes);
   for (const SuiteRow& r : rows) {
     EXPECT_EQ(r.metrics.kind_accuracy.size(), report->vlm.kinds.size()) << r.method << " " << r.config;
+  }
+  // Same formats, same bytes: each method's checkpoint of a configuration
+  // matches RTN's (rows 1..4) byte for byte in size.
+  const size_t configs = SuiteConfigs().size();
+  for (size_t m = 1; m < VlmSuiteMethods().size(); ++m) {
+    for (size_t c = 0; c < configs; ++c) {
+      EXPECT_EQ(rows[1 + m * configs + c].size.tensor_bytes, rows[1 + c].size.tensor_bytes)
+          << rows[1 + m * configs + c].method << " " << rows[1 + c].config;
+    }
   }
 
   const std::string md = ResultsMarkdown(*report);
@@ -174,9 +175,7 @@ TEST(EvalSuite, QuickRunOnTinyLlavaHasEveryRowWithSizesFromTheWrittenFiles) {
   EXPECT_NE(md.find("Accuracy per question kind"), std::string::npos);
   EXPECT_NE(md.find("without `--stories`"), std::string::npos);
   EXPECT_EQ(md.find("nan"), std::string::npos) << md;
-  if (!QatAvailable()) {
-    EXPECT_NE(md.find("No QAT rows"), std::string::npos);
-  }
+  EXPECT_NE(md.find("QAT trains end to end from the GPTQ checkpoint"), std::string::npos);
   // The kept work directory holds every quantized checkpoint.
   EXPECT_TRUE(fs::exists(dir + "/work/vlm-gptq-mixed/config.json"));
 
@@ -295,9 +294,8 @@ TEST(EvalSuite, MeasureCheckpointCountsPackedWeightsByTheirLogicalShape) {
 TEST(EvalSuiteCli, QuickRunWritesMarkdownAndJson) {
   const std::string dir = testing::ScratchDir();
   const std::string model = SynthTinyLlava(dir);
-  const std::string qat_flag = QatAvailable() ? "" : " --no-qat";
-  auto r = testing::RunCli("eval-suite --model " + model + " --quick" + qat_flag + " -o " + dir + "/results.md --json " +
-                           dir + "/results.json");
+  auto r = testing::RunCli("eval-suite --model " + model + " --quick -o " + dir + "/results.md --json " + dir +
+                           "/results.json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("eval-suite: [1/"), std::string::npos) << r.err;  // progress on stderr
   const std::string md = Slurp(dir + "/results.md");
@@ -306,21 +304,27 @@ TEST(EvalSuiteCli, QuickRunWritesMarkdownAndJson) {
   EXPECT_NE(md.find("bitlens eval-suite --model " + model + " --quick"), std::string::npos);
   const nlohmann::json j = nlohmann::json::parse(Slurp(dir + "/results.json"), nullptr, false);
   ASSERT_FALSE(j.is_discarded());
-  EXPECT_EQ(j["vlm"]["rows"].size(), 1 + VlmMethodsRun().size() * SuiteConfigs().size());
+  EXPECT_EQ(j["vlm"]["rows"].size(), 1 + VlmSuiteMethods().size() * SuiteConfigs().size());
+  EXPECT_NE(md.find("| QAT | mixed |"), std::string::npos);
   // The temporary work directory is gone: the report names where it was.
   const std::string work = j["vlm"]["rows"][1]["checkpoint"].get<std::string>();
   EXPECT_FALSE(fs::exists(fs::path(work).parent_path())) << work;
 }
 
-TEST(EvalSuiteCli, QatRowsFailLoudlyWhileTheBuildHasNoQat) {
-  if (QatAvailable()) GTEST_SKIP() << "this build has bitlens qat";
+// GPTQ calibrates on text-only lines, QAT cannot (it distils the answers to
+// image questions): the QAT rows fail, so the whole command fails, after the
+// other rows ran, and no document is written.
+TEST(EvalSuiteCli, AFailingRowFailsTheCommandAndWritesNothing) {
   const std::string dir = testing::ScratchDir();
   const std::string model = SynthTinyLlava(dir);
-  auto r = testing::RunCli("eval-suite --model " + model + " --quick -o " + dir + "/results.md");
+  { std::ofstream(dir + "/text.jsonl") << "{\"prompt\": \"Count to five.\", \"answer\": \"one two three four five\"}\n"; }
+  auto r = testing::RunCli("eval-suite --model " + model + " --quick --calib " + dir + "/text.jsonl -o " + dir +
+                           "/results.md --json " + dir + "/results.json");
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("bitlens qat"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("--no-qat"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("gptq t1: "), std::string::npos) << r.err;  // the rows before ran
+  EXPECT_NE(r.err.find("qat into"), std::string::npos) << r.err;   // the failing row is named
   EXPECT_FALSE(fs::exists(dir + "/results.md"));
+  EXPECT_FALSE(fs::exists(dir + "/results.json"));
 }
 
 TEST(EvalSuiteCli, BadFlagsExitTwo) {
@@ -333,16 +337,16 @@ TEST(EvalSuiteCli, BadFlagsExitTwo) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"eval-suite" + out, "--model"},                                                   // --model missing
       {"eval-suite --model " + model, "--output"},                                       // -o missing
-      {"eval-suite --model " + model + out + " --no-qat --bogus", "bogus"},              // unknown flag
-      {"eval-suite --model " + model + out + " --no-qat --synthetic 0", "synthetic"},    // not positive
-      {"eval-suite --model " + model + out + " --no-qat --count -3", "count"},
-      {"eval-suite --model " + model + out + " --no-qat --image-size 4", "image-size"},
-      {"eval-suite --model " + model + out + " --no-qat --catalog-fraction 2", "catalog-fraction"},
-      {"eval-suite --model " + model + out + " --no-qat --calib " + dir + "/calib.jsonl --synthetic 3", "exclude"},
-      {"eval-suite --model " + dir + "/nope" + out + " --no-qat --quick", "nope"},       // no such model
-      {"eval-suite --model " + model + out + " --no-qat --quick --stories " + dir + "/empty", "stories260K.bin"},
-      {"eval-suite --model " + model + " -o " + dir + "/notes.md --no-qat --quick", "notes.md"},  // foreign -o
-      {"eval-suite --model " + model + out + " --no-qat --quick --calib " + dir + "/none.jsonl", "none.jsonl"},
+      {"eval-suite --model " + model + out + " --bogus", "bogus"},              // unknown flag
+      {"eval-suite --model " + model + out + " --synthetic 0", "synthetic"},    // not positive
+      {"eval-suite --model " + model + out + " --count -3", "count"},
+      {"eval-suite --model " + model + out + " --image-size 4", "image-size"},
+      {"eval-suite --model " + model + out + " --catalog-fraction 2", "catalog-fraction"},
+      {"eval-suite --model " + model + out + " --calib " + dir + "/calib.jsonl --synthetic 3", "exclude"},
+      {"eval-suite --model " + dir + "/nope" + out + " --quick", "nope"},       // no such model
+      {"eval-suite --model " + model + out + " --quick --stories " + dir + "/empty", "stories260K.bin"},
+      {"eval-suite --model " + model + " -o " + dir + "/notes.md --quick", "notes.md"},  // foreign -o
+      {"eval-suite --model " + model + out + " --quick --calib " + dir + "/none.jsonl", "none.jsonl"},
   };
   for (const auto& [args, needle] : cases) {
     auto r = testing::RunCli(args);

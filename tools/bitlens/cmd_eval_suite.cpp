@@ -15,7 +15,6 @@ struct EvalSuiteFlags {
   EvalSuiteOptions options;
   std::string output;
   std::string json;
-  bool no_qat = false;
 };
 
 std::string CommandLine(const EvalSuiteFlags& f) {
@@ -25,7 +24,8 @@ std::string CommandLine(const EvalSuiteFlags& f) {
   if (!o.calib_path.empty()) c += " --calib " + o.calib_path;
   if (o.synthetic_calib > 0) c += " --synthetic " + std::to_string(o.synthetic_calib);
   if (o.quick) c += " --quick";
-  if (f.no_qat) c += " --no-qat";
+  if (o.qat_steps > 0) c += " --qat-steps " + std::to_string(o.qat_steps);
+  if (o.qat_synthetic >= 0) c += " --qat-synthetic " + std::to_string(o.qat_synthetic);
   if (o.eval_count > 0) c += " --count " + std::to_string(o.eval_count);
   char fraction[32];
   std::snprintf(fraction, sizeof(fraction), "%g", o.data.catalog_fraction);
@@ -43,7 +43,6 @@ Status RunEvalSuiteCommand(EvalSuiteFlags& f) {
   // A wrong -o (an unrelated file) fails now, not after the whole run.
   BL_TRY(ResultsHeader(f.output).status());
   SetNumThreads(static_cast<size_t>(f.options.threads));
-  f.options.qat = !f.no_qat;
   f.options.command_line = CommandLine(f);
   f.options.on_progress = [](const std::string& line) {
     std::fprintf(stderr, "eval-suite: %s\n", line.c_str());
@@ -70,7 +69,11 @@ void AddEvalSuiteCommand(CLI::App& app, Status* result) {
       ->check(CLI::PositiveNumber)
       ->excludes(calib);
   cmd->add_flag("--quick", o.quick, "a few samples and steps (checks the pipeline; figures are not meaningful)");
-  cmd->add_flag("--no-qat", f->no_qat, "leave the QAT rows out (the document says so)");
+  cmd->add_option("--qat-steps", o.qat_steps, "QAT optimizer steps per row (default 200, --quick 2)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--qat-synthetic", o.qat_synthetic,
+                  "synthetic train samples QAT adds to the calibration lines (default 1024, --quick 0)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--count", o.eval_count, "test samples evaluated (default 1000, --quick 8)")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", o.data.seed, "seed of the synthetic data (as used for training)")->capture_default_str();
   cmd->add_option("--image-size", o.data.image_size, "side of the synthetic images in pixels")

@@ -20,6 +20,7 @@ void AddTrainCommand(CLI::App& app, Status* result);
 void AddDataCommand(CLI::App& app, Status* result);
 void AddEvalCommand(CLI::App& app, Status* result);
 void AddEvalSuiteCommand(CLI::App& app, Status* result);
+void AddExportCommand(CLI::App& app, Status* result);
 void AddQatCommand(CLI::App& app, Status* result);
 
 }  // namespace bitlens::cli
