@@ -65,6 +65,12 @@ std::string FormatExportSummary(const ExportResult& result);
 // ISA family; every tensor is validated against config.json and its
 // quantization_config before use; weights are views into the mapping.
 Result<std::unique_ptr<Model>> LoadBlzModel(const std::string& path);
+// The same for a parsed image (a .blz file, or the image inside a .pte).
+Result<std::unique_ptr<Model>> LoadBlzModel(const std::shared_ptr<blz::BlzFile>& file);
+// Maps a .pte written by ExportPte, validates it, and builds the Model from
+// the BitlensBackend delegate's .blz image in place (weights stay views into
+// the .pte mapping).
+Result<std::unique_ptr<Model>> LoadPteModel(const std::string& path);
 
 // Resident set size of this process in bytes (0 where unknown).
 uint64_t ResidentBytes();

@@ -12,6 +12,7 @@
 #include "formats/blz.h"
 #include "formats/pte.h"
 #include "model/export.h"
+#include "model/model.h"
 
 namespace bitlens {
 namespace {
@@ -140,6 +141,34 @@ Result<ExportResult> ExportPte(const ExportOptions& o) {
   result.components.push_back({"pte program", program.size(), static_cast<int64_t>(spec.methods.size())});
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+}  // namespace bitlens
+
+namespace bitlens {
+
+Result<std::unique_ptr<Model>> LoadPteModel(const std::string& path) {
+  const auto start = std::chrono::steady_clock::now();
+  BL_ASSIGN_OR_RETURN(std::shared_ptr<pte::PteFile> file, pte::PteFile::Open(path));
+  const pte::Contents& c = file->contents();
+  // The decoder method's blob carries the whole model (vision_encoder and
+  // token_embedding point at the same segment).
+  const pte::Method* method = c.Find("text_decoder");
+  if (method == nullptr) method = c.Find("forward");
+  if (method == nullptr) return InvalidArgument(path + ": no text_decoder or forward method");
+  const pte::Delegate* delegate = nullptr;
+  for (const pte::Delegate& d : method->delegates) {
+    if (d.id == pte::kBackendId) delegate = &d;
+  }
+  if (delegate == nullptr || !delegate->in_segment) {
+    return InvalidArgument(path + ": method '" + method->name + "' has no " + pte::kBackendId +
+                           " delegate with its data in a segment");
+  }
+  const pte::Segment& seg = c.segments[delegate->index];  // Parse checked the index
+  BL_ASSIGN_OR_RETURN(std::shared_ptr<blz::BlzFile> image, blz::BlzFile::FromMapping(file->mapping(), seg.offset, seg.size));
+  BL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadBlzModel(image));
+  model->load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return model;
 }
 
 }  // namespace bitlens
