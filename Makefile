@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 
-.PHONY: all deps build test test-release test-asan demo conformance fuzz clean
+.PHONY: all deps build test test-release test-asan demo conformance fuzz clean results
 
 all: build
 
@@ -31,6 +31,14 @@ test-asan: deps
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)/bitlens
+
+# Regenerates docs/results.md: full precision vs RTN/HQQ/GPTQ/QAT at w2g32, w2g64, mixed and t1 on the
+# reference VLM, and the stories260K table (`bitlens eval-suite`; tens of minutes on 2 cores).
+RESULTS_MODEL   ?= models/ref-vlm
+RESULTS_STORIES ?= ../shared/data/stories260K
+results: build
+	$(BUILD)/bitlens eval-suite --model $(RESULTS_MODEL) --stories $(RESULTS_STORIES) -o docs/results.md \
+	  --json $(BUILD)/results.json $(RESULTS_FLAGS)
 
 # Regenerates tests/golden/ with HF transformers/tokenizers (PyPI, CPU only).
 conformance: build

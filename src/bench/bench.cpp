@@ -10,6 +10,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/qmatmul_a8.h"
+#include "model/export.h"
 
 namespace bitlens::bench {
 namespace {
@@ -67,7 +68,7 @@ Result<BenchReport> RunBench(const BenchOptions& o, const std::function<void(con
   if (o.profile && o.model_dir.empty()) return InvalidArgument("--profile needs --model");
   if (!o.model_dir.empty()) {
     std::error_code ec;
-    if (!std::filesystem::is_directory(o.model_dir, ec)) {
+    if (!std::filesystem::is_directory(o.model_dir, ec) && !std::filesystem::is_regular_file(o.model_dir, ec)) {
       return NotFound("--model " + o.model_dir + ": no such directory (a checkpoint directory with config.json)");
     }
   }
@@ -86,6 +87,8 @@ Result<BenchReport> RunBench(const BenchOptions& o, const std::function<void(con
   if (!o.model_dir.empty()) {
     say("loading " + o.model_dir);
     BL_ASSIGN_OR_RETURN(model, LoadModel(o.model_dir));
+    say("loaded in " + Fixed(model->load_ms, 1) + " ms, resident " +
+        Fixed(static_cast<double>(ResidentBytes()) / (1 << 20), 1) + " MiB");
   }
 
   // Restores the process-wide option however RunBench returns.

@@ -114,6 +114,29 @@ Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string
   return file;
 }
 
+std::shared_ptr<SafetensorsFile> SafetensorsFile::FromMapping(std::shared_ptr<MappedFile> mapped, size_t data_start,
+                                                             std::vector<TensorEntry> entries) {
+  auto file = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
+  file->file_ = std::move(mapped);
+  file->data_start_ = data_start;
+  file->entries_ = std::move(entries);
+  for (size_t i = 0; i < file->entries_.size(); ++i) file->index_[file->entries_[i].name] = i;
+  return file;
+}
+
+Result<Checkpoint> Checkpoint::FromFiles(std::vector<std::shared_ptr<SafetensorsFile>> files) {
+  Checkpoint ckpt;
+  for (auto& file : files) {
+    const size_t idx = ckpt.files_.size();
+    for (const auto& e : file->entries()) {
+      if (ckpt.where_.count(e.name)) return InvalidArgument(file->path() + ": tensor '" + e.name + "' appears twice");
+      ckpt.where_[e.name] = idx;
+    }
+    ckpt.files_.push_back(std::move(file));
+  }
+  return ckpt;
+}
+
 const TensorEntry* SafetensorsFile::Find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &entries_[it->second];

@@ -37,6 +37,10 @@ class SafetensorsFile {
   // Parses and validates an in-memory image of a file (used by the fuzzer).
   static Result<std::vector<TensorEntry>> ParseHeader(const uint8_t* data, size_t size,
                                                       std::map<std::string, std::string>* metadata);
+  // A tensor table over a mapping that another container (.blz) parsed and
+  // validated: entry offsets are relative to byte `data_start` of `file`.
+  static std::shared_ptr<SafetensorsFile> FromMapping(std::shared_ptr<MappedFile> file, size_t data_start,
+                                                      std::vector<TensorEntry> entries);
 
   const std::string& path() const { return file_->path(); }
   const std::vector<TensorEntry>& entries() const { return entries_; }
@@ -58,6 +62,8 @@ class SafetensorsFile {
 class Checkpoint {
  public:
   static Result<Checkpoint> Open(const std::string& path);
+  // Joins already opened tensor tables (names must be unique across them).
+  static Result<Checkpoint> FromFiles(std::vector<std::shared_ptr<SafetensorsFile>> files);
 
   bool Has(const std::string& name) const { return where_.count(name) != 0; }
   Result<Tensor> Get(const std::string& name) const;

@@ -177,6 +177,7 @@ template <int K, int MR>
 HWY_INLINE void AddCodes(__m512i wd, int c, int t, const ARow* a, int64_t bi,
                          __m512i (*HWY_RESTRICT acc)[vnni::Accumulators(K)]) {
   constexpr int kB = vnni::Bits(K), kBW = vnni::BlockWeights(K);
+#pragma GCC unroll 4
   for (int p = 0; p < vnni::Planes(K); ++p) {
     const __m512i codes = _mm512_and_si512(wd, _mm512_set1_epi8(static_cast<char>(((1 << kB) - 1) << (kB * p))));
     const int s = vnni::Slot(K, c, p);
@@ -215,7 +216,8 @@ HWY_INLINE void FinishGroup(__m512i h, const __m512i (*HWY_RESTRICT acc)[vnni::A
 // Formats whose blocks are whole dwords with a one-dword header: four blocks
 // are transposed together as 16-byte chunks (5 for 20-byte blocks, 9 for
 // 36-byte ones), which brings the headers out as lanes too, with no gather
-// (a 16-lane gather per block cost ~25 % of the w2g64 time).
+// (a 16-lane gather per block cost ~25 % of the w2g64 time). w2sg64's 18-byte
+// blocks get the same treatment eight at a time (in Tile).
 constexpr bool WindowPath(int k) { return k == vnni::kAsym64 || k == vnni::kAsym128 || k == vnni::kAsym4g32 || k == vnni::kAsym4g64; }
 
 // MR x rows against one tile of 16 output rows: sums[r] = the 16 dots of x
@@ -255,6 +257,38 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
       }
     }
   }
+  if constexpr (K == vnni::kStretch64) {
+    // 18-byte blocks: eight are 144 bytes = 9 chunks = 36 words. Pair i
+    // (blocks 2i, 2i+1) is words 9i..9i+8: block 2i's scale is the low half of
+    // word 9i and its codes start two bytes in (each code word is joined from
+    // two words by vpshrdd); block 2i+1's scale is the high half of word 9i+4
+    // and its codes are words 9i+5..9i+8.
+    for (; bi + 8 <= nblk; bi += 8) {
+      for (size_t q = 0; q < 8 * pf_step; q += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + bi * pf_step + q), _MM_HINT_T1);
+      const size_t off = static_cast<size_t>(bi) * kBytes;
+      __m512i D[36];
+      LoadTransposed(rows, off, D);
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        LoadTransposed(rows, off + 16 * (2 * i + 1), D + 4 * (2 * i + 1));
+        LoadTransposed(rows, off + 16 * (2 * i + 2), D + 4 * (2 * i + 2));
+        for (int half = 0; half < 2; ++half) {
+          __m512i acc[MR][kAcc];
+          for (int r = 0; r < MR; ++r) {
+            for (int s = 0; s < kAcc; ++s) acc[r][s] = _mm512_setzero_si512();
+          }
+          const int w0 = 9 * i + 4 * half;  // the word holding the scale
+#pragma GCC unroll 4
+          for (int t = 0; t < 4; ++t) {
+            const __m512i codes = half == 0 ? _mm512_shrdi_epi32(D[w0 + t], D[w0 + t + 1], 16) : D[w0 + 1 + t];
+            AddCodes<K, MR>(codes, 0, t, a, bi + 2 * i + half, acc);
+          }
+          const __m512i h = half == 0 ? D[w0] : _mm512_srli_epi32(D[w0], 16);
+          FinishGroup<K, MR>(h, acc, a, bi + 2 * i + half, nb, sums);
+        }
+      }
+    }
+  }
   for (; bi < nblk; ++bi) {
     const size_t off = static_cast<size_t>(bi) * kBytes;
     for (size_t q = 0; q < pf_step; q += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + bi * pf_step + q), _MM_HINT_T1);
@@ -262,9 +296,11 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
     for (int r = 0; r < MR; ++r) {
       for (int s = 0; s < kAcc; ++s) acc[r][s] = _mm512_setzero_si512();
     }
+#pragma GCC unroll 4
     for (int c = 0; c < kChunks; ++c) {
       __m512i W[4];
       LoadTransposed(rows, off + kH + 16 * c, W);
+#pragma GCC unroll 4
       for (int t = 0; t < 4; ++t) AddCodes<K, MR>(W[t], c, t, a, bi, acc);
     }
     // Group grids of the 16 rows (one 32-bit gather per header word).
@@ -283,6 +319,7 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
       const __m512 dd = HalvesLow(H[0]), m0 = HalvesHigh(H[0]), dm = HalvesLow(H[1]);
       constexpr int kGroups = vnni::GroupsPerBlock(K);
       const __m512i lo4 = _mm512_set1_epi32(15);
+#pragma GCC unroll 8
       for (int j = 0; j < kGroups; ++j) {
         const int64_t G = bi * kGroups + j;
         if (G >= ng) break;

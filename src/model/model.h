@@ -39,6 +39,16 @@ struct Model {
 // Loads `dir` (config.json, *.safetensors, tokenizer files, for a VLM also
 // preprocessor_config.json). Every tensor is validated before use; a
 // quantized checkpoint (quantization_config) loads its packed weights in place.
+// `dir` may also name a .blz file written by `bitlens export` (see
+// model/export.h); it is recognised by its magic bytes.
 Result<std::unique_ptr<Model>> LoadModel(const std::string& dir);
+
+// The steps LoadModel runs once config, checkpoint and quantization are set:
+// binds decoder and vision weights, loads the tokenizer from `tokenizer_dir`
+// (empty: none), and reads the given side-file texts (null: absent).
+// `side_file_prefix` starts the names in error messages. Other containers
+// (the .blz loader) share it so both paths build the same Model.
+Status BindModel(Model* model, const std::string& tokenizer_dir, const std::string* generation_config_json,
+                 const std::string* preprocessor_config_json, const std::string& side_file_prefix);
 
 }  // namespace bitlens

@@ -7,6 +7,7 @@
 #include "base/thread_pool.h"
 #include "commands.h"
 #include "kernels/qmatmul_a8.h"
+#include "model/export.h"
 #include "model/model.h"
 #include "runtime/session.h"
 #include "vision/image.h"
@@ -32,6 +33,7 @@ struct RunArgs {
   bool no_chat = false;
   std::string activations = "a16";
   std::vector<std::string> stop;
+  bool verbose = false;
 };
 
 Status Run(const RunArgs& a) {
@@ -40,6 +42,10 @@ Status Run(const RunArgs& a) {
   kernels::ParseQActivations(a.activations, &activations);  // CLI11 already checked the spelling
   kernels::SetQActivations(activations);
   BL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(a.model_dir));
+  if (a.verbose) {
+    std::fprintf(stderr, "load: %.1f ms, resident %.1f MiB (%s)\n", model->load_ms,
+                 static_cast<double>(ResidentBytes()) / (1 << 20), a.model_dir.c_str());
+  }
   std::optional<Image> image;
   if (!a.image.empty()) {
     BL_ASSIGN_OR_RETURN(Image decoded, DecodeImageFile(a.image));
@@ -73,7 +79,7 @@ Status Run(const RunArgs& a) {
 void AddRunCommand(CLI::App& app, Status* result) {
   auto a = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "Generate text from a prompt (and an image) with a model directory");
-  cmd->add_option("--model", a->model_dir, "Model directory (config.json, *.safetensors, tokenizer)")->required();
+  cmd->add_option("--model", a->model_dir, "Model directory (config.json, *.safetensors, tokenizer) or a .blz file from bitlens export")->required();
   cmd->add_option("--image", a->image, "PNG or JPEG image for a vision-language model");
   cmd->add_option("--prompt", a->prompt, "Prompt text (empty on a text model: start from BOS)");
   cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate at most");
@@ -92,6 +98,7 @@ void AddRunCommand(CLI::App& app, Status* result) {
       ->check(CLI::IsMember({"a16", "a8", "a8lut"}));
   cmd->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template");
   cmd->add_flag("--no-chat", a->no_chat, "Never apply the chat template");
+  cmd->add_flag("-v,--verbose", a->verbose, "Print load time and resident memory");
   cmd->callback([a, result] { *result = Run(*a); });
 }
 

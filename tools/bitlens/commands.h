@@ -19,5 +19,8 @@ void AddBenchCommand(CLI::App& app, Status* result);
 void AddTrainCommand(CLI::App& app, Status* result);
 void AddDataCommand(CLI::App& app, Status* result);
 void AddEvalCommand(CLI::App& app, Status* result);
+void AddEvalSuiteCommand(CLI::App& app, Status* result);
+void AddExportCommand(CLI::App& app, Status* result);
+void AddQatCommand(CLI::App& app, Status* result);
 
 }  // namespace bitlens::cli

@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   bitlens::cli::AddTrainCommand(app, &result);
   bitlens::cli::AddDataCommand(app, &result);
   bitlens::cli::AddEvalCommand(app, &result);
+  bitlens::cli::AddEvalSuiteCommand(app, &result);
+  bitlens::cli::AddExportCommand(app, &result);
+  bitlens::cli::AddQatCommand(app, &result);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
