@@ -103,8 +103,15 @@ namespace HWY_NAMESPACE {
 #if HWY_TARGET == HWY_AVX3_DL
 // vpdpbusd needs AVX512_VNNI, which Highway's AVX3_DL target implies (its
 // detection requires VNNI) but does not name in its target string.
+// GCC: a target pragma adds it to Highway's options. Clang's does not nest
+// inside Highway's attribute push, so there every function names the whole set.
+#if defined(__clang__)
+#define BL_VNNI_TARGET __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+#else
+#define BL_VNNI_TARGET
 #pragma GCC push_options
 #pragma GCC target("avx512vnni")
+#endif
 
 using vnni::ARow;
 
@@ -129,7 +136,7 @@ struct ClampRows {
 // of row i: rows j, j+4, j+8, j+12 fill the 128-bit blocks of z[j], then a
 // 4×4 transpose of 32-bit lanes inside each block.
 template <class Rows>
-HWY_INLINE void LoadTransposed(const Rows& rows, size_t off, __m512i* HWY_RESTRICT W) {
+HWY_INLINE BL_VNNI_TARGET void LoadTransposed(const Rows& rows, size_t off, __m512i* HWY_RESTRICT W) {
   __m512i z[4];
   for (int j = 0; j < 4; ++j) {
     __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows(j) + off)));
@@ -145,19 +152,19 @@ HWY_INLINE void LoadTransposed(const Rows& rows, size_t off, __m512i* HWY_RESTRI
   W[3] = _mm512_unpackhi_epi64(a1, a3);
 }
 
-HWY_INLINE __m512i Broadcast4(const int8_t* p) {
+HWY_INLINE BL_VNNI_TARGET __m512i Broadcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
 }
 
-HWY_INLINE __m512 HalvesLow(__m512i h) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)); }
-HWY_INLINE __m512 HalvesHigh(__m512i h) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16))); }
+HWY_INLINE BL_VNNI_TARGET __m512 HalvesLow(__m512i h) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)); }
+HWY_INLINE BL_VNNI_TARGET __m512 HalvesHigh(__m512i h) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16))); }
 
 // acc_G = Σ_b d_b · float(isum_b) over the group's valid blocks (b < nb), then
 // sum += scale · acc_G + offset · sx_G: the reference's sequence, per lane.
 template <int NB>
-HWY_INLINE __m512 GroupTerm(const __m512i* isum, const float* d, int64_t b0, int64_t nb, __m512 scale,
+HWY_INLINE BL_VNNI_TARGET __m512 GroupTerm(const __m512i* isum, const float* d, int64_t b0, int64_t nb, __m512 scale,
                             __m512 offset, float sx, __m512 sum) {
   __m512 acc = _mm512_mul_ps(_mm512_set1_ps(d[b0]), _mm512_cvtepi32_ps(isum[0]));
   for (int j = 1; j < NB; ++j) {
@@ -174,7 +181,7 @@ HWY_INLINE __m512 GroupTerm(const __m512i* isum, const float* d, int64_t b0, int
 // of MR x rows: per plane, the mask keeps q·2^(B·p), vpdpbusd multiplies it
 // with the 4 activations of those weights (one broadcast dword).
 template <int K, int MR>
-HWY_INLINE void AddCodes(__m512i wd, int c, int t, const ARow* a, int64_t bi,
+HWY_INLINE BL_VNNI_TARGET void AddCodes(__m512i wd, int c, int t, const ARow* a, int64_t bi,
                          __m512i (*HWY_RESTRICT acc)[vnni::Accumulators(K)]) {
   constexpr int kB = vnni::Bits(K), kBW = vnni::BlockWeights(K);
 #pragma GCC unroll 4
@@ -190,7 +197,7 @@ HWY_INLINE void AddCodes(__m512i wd, int c, int t, const ARow* a, int64_t bi,
 // The f32 steps of block bi of a one-group-per-block format, from its header
 // dword (lane i = row i: f16 scale, then f16 min unless stretched).
 template <int K, int MR>
-HWY_INLINE void FinishGroup(__m512i h, const __m512i (*HWY_RESTRICT acc)[vnni::Accumulators(K)], const ARow* a,
+HWY_INLINE BL_VNNI_TARGET void FinishGroup(__m512i h, const __m512i (*HWY_RESTRICT acc)[vnni::Accumulators(K)], const ARow* a,
                             int64_t bi, int64_t nb, __m512* HWY_RESTRICT sums) {
   const __m512 scale = HalvesLow(h);
   const __m512 offset = K == vnni::kStretch64 ? _mm512_mul_ps(_mm512_set1_ps(-1.5f), scale) : HalvesHigh(h);
@@ -224,7 +231,7 @@ constexpr bool WindowPath(int k) { return k == vnni::kAsym64 || k == vnni::kAsym
 // row r before the bias. nblk blocks per row, ng groups, nb activation blocks
 // (of 32) with data. `pf` is the next tile's first byte, prefetched along.
 template <int K, int MR, class Rows>
-HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, int64_t nb, const ARow* a,
+HWY_INLINE BL_VNNI_TARGET void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, int64_t nb, const ARow* a,
                      const uint8_t* pf, size_t pf_step, __m512* HWY_RESTRICT sums) {
   constexpr int kBytes = vnni::BlockBytes(K), kH = vnni::CodeOffset(K);
   constexpr int kChunks = vnni::Chunks(K), kAcc = vnni::Accumulators(K);
@@ -342,10 +349,34 @@ HWY_INLINE void Tile(const Rows& rows, __m512i vidx, int64_t nblk, int64_t ng, i
   }
 }
 
+// One tile (16 output rows at `rows`) for the mb x rows, two at a time; bias
+// added and the valid lanes stored.
+template <int K, class Rows>
+BL_VNNI_TARGET void RunTile(const Rows& rows, __m512i vidx, int valid, const ARow* a, int64_t mb, int64_t n,
+                            int64_t nblk, int64_t ng, int64_t nb, const uint8_t* pf, size_t step, const float* bias,
+                            int64_t o0, float* y) {
+  const __mmask16 lanes = static_cast<__mmask16>((1u << valid) - 1);
+  for (int64_t r = 0; r < mb;) {
+    __m512 sums[2];
+    const int mr = mb - r >= 2 ? 2 : 1;
+    if (mr == 2) {
+      Tile<K, 2>(rows, vidx, nblk, ng, nb, a + r, pf, r == 0 ? step : 0, sums);
+    } else {
+      Tile<K, 1>(rows, vidx, nblk, ng, nb, a + r, pf, r == 0 ? step : 0, sums);
+    }
+    for (int i = 0; i < mr; ++i) {
+      __m512 s = sums[i];
+      if (bias) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(lanes, bias + o0));
+      _mm512_mask_storeu_ps(y + (r + i) * n + o0, lanes, s);
+    }
+    r += mr;
+  }
+}
+
 // Output rows [16·t0, 16·t1) of an x block of mb rows.
 template <int K>
-void RunTiles(const ARow* a, int64_t mb, const uint8_t* w, size_t row_bytes, int64_t n, int64_t nblk, int64_t ng,
-              int64_t nb, const float* bias, float* y, int64_t t0, int64_t t1) {
+BL_VNNI_TARGET void RunTiles(const ARow* a, int64_t mb, const uint8_t* w, size_t row_bytes, int64_t n, int64_t nblk,
+                             int64_t ng, int64_t nb, const float* bias, float* y, int64_t t0, int64_t t1) {
   const size_t tile_bytes = 16 * row_bytes;
   // Prefetch the next tile while this one runs: its bytes spread over the blocks.
   const size_t pf_step = (tile_bytes / static_cast<size_t>(nblk) + 63) / 64 * 64;
@@ -358,32 +389,18 @@ void RunTiles(const ARow* a, int64_t mb, const uint8_t* w, size_t row_bytes, int
     alignas(64) int32_t idx[16];
     for (int i = 0; i < 16; ++i) idx[i] = static_cast<int32_t>(std::min(i, valid - 1) * row_bytes);
     const __m512i vidx = _mm512_load_si512(idx);
-    auto run = [&](const auto& rows) {
-      for (int64_t r = 0; r < mb;) {
-        __m512 sums[2];
-        const int mr = mb - r >= 2 ? 2 : 1;
-        if (mr == 2) {
-          Tile<K, 2>(rows, vidx, nblk, ng, nb, a + r, pf, r == 0 ? step : 0, sums);
-        } else {
-          Tile<K, 1>(rows, vidx, nblk, ng, nb, a + r, pf, r == 0 ? step : 0, sums);
-        }
-        for (int i = 0; i < mr; ++i) {
-          __m512 s = sums[i];
-          if (bias) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << valid) - 1), bias + o0));
-          _mm512_mask_storeu_ps(y + (r + i) * n + o0, static_cast<__mmask16>((1u << valid) - 1), s);
-        }
-        r += mr;
-      }
-    };
     if (valid == 16) {
-      run(StrideRows{base, row_bytes});
+      RunTile<K>(StrideRows{base, row_bytes}, vidx, valid, a, mb, n, nblk, ng, nb, pf, step, bias, o0, y);
     } else {
-      run(ClampRows{base, row_bytes, valid - 1});
+      RunTile<K>(ClampRows{base, row_bytes, valid - 1}, vidx, valid, a, mb, n, nblk, ng, nb, pf, step, bias, o0, y);
     }
   }
 }
 
+#if !defined(__clang__)
 #pragma GCC pop_options
+#endif
+#undef BL_VNNI_TARGET
 #endif  // HWY_TARGET == HWY_AVX3_DL
 
 bool VnniImplAvailable() { return HWY_TARGET == HWY_AVX3_DL; }

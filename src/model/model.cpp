@@ -74,7 +74,11 @@ Status BindModel(Model* model, const std::string& tokenizer_dir, const std::stri
 Result<std::unique_ptr<Model>> LoadModel(const std::string& dir) {
   const auto start = std::chrono::steady_clock::now();
   std::error_code ec;
-  if (fs::is_regular_file(dir, ec) && blz::BlzFile::LooksLikeBlz(dir)) return LoadBlzModel(dir);
+  // A .blz is recognised by its magic, or by its extension so that a damaged
+  // one reports what is wrong with it rather than "not a directory".
+  if (fs::is_regular_file(dir, ec) && (blz::BlzFile::LooksLikeBlz(dir) || fs::path(dir).extension() == ".blz")) {
+    return LoadBlzModel(dir);
+  }
   if (!fs::is_directory(dir, ec)) return NotFound(dir + ": not a model directory");
   auto model = std::make_unique<Model>();
   model->dir = dir;

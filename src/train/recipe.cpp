@@ -3,8 +3,10 @@
 // naming the file and the key path ("recipe.json: optimizer.lr: ...").
 #include "train/recipe.h"
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -115,6 +117,13 @@ Status CheckConsistency(const Recipe& r) {
   }
   if (r.optimizer.min_lr > r.optimizer.lr) return Bad("optimizer.min_lr", "is larger than optimizer.lr");
   if (r.optimizer.warmup_steps > r.optimizer.steps) return Bad("optimizer.warmup_steps", "is larger than optimizer.steps");
+  if (!r.kinds.empty()) {
+    const bool catalog = std::find(r.kinds.begin(), r.kinds.end(), QuestionKind::kCatalog) != r.kinds.end();
+    const bool scene = r.kinds.size() > (catalog ? 1u : 0u);
+    // MakeSample is redrawn until the kind is wanted, so some wanted kind must be drawable.
+    if (!scene && r.data.catalog_fraction <= 0.0) return Bad("data.kinds", "only catalog, but data.catalog_fraction is 0");
+    if (!catalog && r.data.catalog_fraction >= 1.0) return Bad("data.kinds", "no catalog, but data.catalog_fraction is 1");
+  }
   if (r.eval_samples > r.validation_samples) return Bad("eval.samples", "is larger than data.validation_samples");
   return Status::Ok();
 }
@@ -133,7 +142,18 @@ Result<Recipe> ParseRecipe(const std::string& json_text, const std::string& sour
       Object("data", {Int("image_size", &image_size, 8, 1024), Int("train_samples", &r.train_samples, 1, kMaxCount),
                       Int("validation_samples", &r.validation_samples, 1, kMaxCount),
                       Int("test_samples", &r.test_samples, 1, kMaxCount),
-                      Real("catalog_fraction", &r.data.catalog_fraction, 0.0, 1.0)}),
+                      Real("catalog_fraction", &r.data.catalog_fraction, 0.0, 1.0),
+                      {"kinds", [&](const json& v, const std::string& path) -> Status {
+                         if (!v.is_array()) return Bad(path, "expected an array of question kinds, got " + TypeName(v));
+                         r.kinds.clear();
+                         for (const json& k : v) {
+                           const auto kind = k.is_string() ? QuestionKindFromName(k.get<std::string>()) : std::nullopt;
+                           if (!kind) return Bad(path, k.dump() + " is not a question kind (color, shape, count, ...)");
+                           if (std::find(r.kinds.begin(), r.kinds.end(), *kind) == r.kinds.end()) r.kinds.push_back(*kind);
+                         }
+                         if (r.kinds.empty()) return Bad(path, "is empty (omit it for every kind)");
+                         return Status::Ok();
+                       }}}),
       Object("tokenizer", {IntSmall("vocab_size", &r.vocab_size, 300, 1 << 20),
                            IntSmall("min_frequency", &r.min_frequency, 1, 1 << 20)}),
       Object("model",

@@ -9,6 +9,8 @@
 #include "base/status.h"
 #include "formats/hf_config.h"
 #include "tensor/dtype.h"
+#include <vector>
+
 #include "train/data/vqa_data.h"
 
 namespace bitlens::train {
@@ -17,7 +19,8 @@ namespace bitlens::train {
 // {
 //   "seed": 1,
 //   "data": {"image_size": 64, "train_samples": 20000, "validation_samples": 256,
-//            "test_samples": 1000, "catalog_fraction": 0.15},
+//            "test_samples": 1000, "catalog_fraction": 0.15,
+//            "kinds": ["color", ...]   (optional: only these question kinds, for experiments)},
 //   "tokenizer": {"vocab_size": 1024, "min_frequency": 2},
 //   "model": {"vision": {"hidden_size", "intermediate_size", "num_layers", "num_heads", "patch_size"},
 //             "text": {"hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads",
@@ -63,6 +66,7 @@ struct RecipeOptimizer {
 struct Recipe {
   uint64_t seed = 1;
   DataOptions data;  // image_size, seed (= recipe seed), catalog_fraction
+  std::vector<QuestionKind> kinds;  // data.kinds: train and evaluate only these; empty = every kind
   int64_t train_samples = 20000;
   int64_t validation_samples = 256;
   int64_t test_samples = 1000;

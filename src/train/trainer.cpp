@@ -316,7 +316,7 @@ struct Run {
     int64_t scored = 0;
     for (int64_t j = 0; j < batch; ++j) {
       const int64_t index = order.At(step * batch + j);
-      const VqaSample sample = MakeSample(r.data, Split::kTrain, index);
+      const VqaSample sample = DrawSample(r.data, r.kinds, Split::kTrain, index);
       BL_ASSIGN_OR_RETURN(VlmExample ex, BuildExample(sample, context));
       for (int32_t t : ex.targets) scored += t >= 0;
       examples.push_back(std::move(ex));
@@ -373,7 +373,7 @@ struct Run {
       const bool last = step == opt.steps;
       if ((r.eval_interval > 0 && step % r.eval_interval == 0) || last) {
         BL_ASSIGN_OR_RETURN(result.validation,
-                            EvaluateSplit(*model, context, r.data, Split::kValidation, r.eval_samples));
+                            EvaluateSplit(*model, context, r.data, Split::kValidation, r.eval_samples, r.kinds));
         line["val_loss"] = result.validation.loss;
         line["val_accuracy"] = result.validation.accuracy();
       }
@@ -420,7 +420,7 @@ struct Run {
         for (float& v : params[i].value) v = Bf16ToF32(F32ToBf16(v));
       }
     }
-    BL_ASSIGN_OR_RETURN(result.test, EvaluateSplit(*model, context, r.data, Split::kTest, r.test_samples));
+    BL_ASSIGN_OR_RETURN(result.test, EvaluateSplit(*model, context, r.data, Split::kTest, r.test_samples, r.kinds));
     BL_TRY(SaveVlmCheckpoint(*model, r.dtype, dir.string()));
     BL_TRY(WriteText(dir / "train_log.jsonl", log));
     json eval = json::parse(result.test.ToJson());
@@ -460,15 +460,24 @@ std::string EvalSummary::ToJson() const {
       .dump();
 }
 
+VqaSample DrawSample(const DataOptions& data, const std::vector<QuestionKind>& kinds, Split split, int64_t index) {
+  constexpr int64_t kRedrawStride = int64_t{1} << 40;  // beyond any split size
+  VqaSample sample = MakeSample(data, split, index);
+  for (int64_t k = 1; !kinds.empty() && std::find(kinds.begin(), kinds.end(), sample.kind) == kinds.end(); ++k) {
+    sample = MakeSample(data, split, index + k * kRedrawStride);
+  }
+  return sample;
+}
+
 Result<EvalSummary> EvaluateSplit(TrainableVlm& model, const ExampleContext& context, const DataOptions& data,
-                                  Split split, int64_t count) {
+                                  Split split, int64_t count, const std::vector<QuestionKind>& kinds) {
   EvalSummary s;
   s.split = split == Split::kTrain ? "train" : split == Split::kValidation ? "validation" : "test";
   const int64_t vocab = context.config->text.vocab_size;
   double loss_sum = 0;
   int64_t scored = 0;
   for (int64_t i = 0; i < count; ++i) {
-    const VqaSample sample = MakeSample(data, split, i);
+    const VqaSample sample = DrawSample(data, kinds, split, i);
     BL_ASSIGN_OR_RETURN(VlmExample ex, BuildExample(sample, context));
     const int64_t t = static_cast<int64_t>(ex.input_ids.size());
     const float* logits = model.Forward(ex);

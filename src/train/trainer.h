@@ -66,7 +66,13 @@ Result<TrainResult> Train(const TrainOptions& options);
 // sample. This is the same decision greedy decoding makes: if every argmax
 // matches, greedy decoding emits exactly " answer</s>"; at the first
 // mismatch it diverges.
+// `kinds` (recipe data.kinds) restricts the samples to those question kinds.
 Result<EvalSummary> EvaluateSplit(TrainableVlm& model, const ExampleContext& context, const DataOptions& data,
-                                  Split split, int64_t count);
+                                  Split split, int64_t count, const std::vector<QuestionKind>& kinds = {});
+
+// Sample `index` of a split, or with `kinds` non-empty the first of indices
+// index, index + 2^40, index + 2·2^40, ... whose question is of one of those
+// kinds (still a pure function of its arguments; no index of the plain split is reused).
+VqaSample DrawSample(const DataOptions& data, const std::vector<QuestionKind>& kinds, Split split, int64_t index);
 
 }  // namespace bitlens::train

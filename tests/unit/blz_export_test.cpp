@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "model/vit_weights.h"
 #include "quant/pipeline.h"
+#include "runtime/kv_cache.h"
 #include "runtime/session.h"
 #include "test_paths.h"
 
@@ -142,6 +143,53 @@ TEST(BlzExport, FloatRoundTripGivesIdenticalLogitsAndTokens) {
   EXPECT_TRUE(blz->quantization.empty());
   ExpectIdentical(Logits(*blz), Logits(*folder));
   EXPECT_EQ(RunTokens(src), RunTokens(file));
+}
+
+// `bitlens eval` and `bench` take the .blz where they take a folder: eval
+// against the folder it came from agrees on every token (KL 0), and bench
+// reports the load.
+TEST(BlzExport, EvalAndBenchAcceptTheFile) {
+  const std::string src = Synth("blz-cli-src");
+  const std::string dir = testing::ScratchDir();
+  auto r = testing::RunCli("export --model " + src + " --to blz -o " + dir + "/m.blz");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("component"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("decoder"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("export"), std::string::npos) << "no progress bar: " << r.err;
+  r = testing::RunCli("eval --model " + dir + "/m.blz --reference " + src + " --count 4 --json " + dir + "/r.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(dir + "/r.json");
+  const std::string report((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(report.find("\"kl\": 0.0"), std::string::npos) << report.substr(0, 400);
+  EXPECT_NE(report.find("\"top1_agreement\": 1.0"), std::string::npos) << report.substr(0, 400);
+  r = testing::RunCli("bench --model " + dir + "/m.blz --reps 1 --array-mib 8 --threads 1 --prompt-tokens 8 "
+                      "--decode-tokens 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("loaded in"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("m.blz"), std::string::npos) << r.out;
+}
+
+// The memory plan's KV cache is exactly what the runtime's KvCache holds for
+// that context; the context is clamped to max_position_embeddings; the plan
+// is recorded in the file's metadata.
+TEST(BlzExport, MemoryPlanMatchesTheKvCacheAndIsRecorded) {
+  const std::string src = Synth("blz-plan-src");
+  auto model = Load(src);
+  ASSERT_TRUE(model);
+  const TextConfig& t = model->config.text;
+  const MemoryPlan plan = PlanMemory(model->config, 64);
+  const KvCache kv(t.num_hidden_layers, 64, t.num_key_value_heads * t.head_dim);
+  EXPECT_EQ(plan.kv_cache_bytes, kv.bytes());
+  EXPECT_EQ(plan.arena_bytes, plan.kv_cache_bytes + plan.decode_scratch_bytes);
+  EXPECT_GT(plan.decode_scratch_bytes, static_cast<uint64_t>(t.vocab_size) * 4);
+  EXPECT_EQ(PlanMemory(model->config, t.max_position_embeddings * 10).max_context, t.max_position_embeddings);
+  const std::string file = Export(src, "plan");  // max_context 256
+  auto f = blz::BlzFile::Open(file);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  const std::string md((*f)->contents().metadata_json);
+  const MemoryPlan p256 = PlanMemory(model->config, 256);
+  EXPECT_NE(md.find("\"arena_bytes\": " + std::to_string(p256.arena_bytes)), std::string::npos) << md;
+  EXPECT_NE(md.find("\"max_context\": " + std::to_string(p256.max_context)), std::string::npos) << md;
 }
 
 // Address ranges of this process's mappings of `path` (from /proc/self/maps).

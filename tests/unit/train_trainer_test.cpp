@@ -129,6 +129,12 @@ TEST(TrainRecipe, BadInputsGiveOneLineNamingTheKey) {
       {R"({"model": {"text": {"max_position_embeddings": 64}}})", "leaves no room for the prompt"},
       {R"({"threads": -2})", "threads: -2 is outside"},
       {R"({"seed": 18446744073709551615})", "seed: value out of range"},
+      {R"({"data": {"kinds": "color"}})", "data.kinds: expected an array of question kinds, got string"},
+      {R"({"data": {"kinds": ["colour"]}})", "data.kinds: \"colour\" is not a question kind"},
+      {R"({"data": {"kinds": [3]}})", "data.kinds: 3 is not a question kind"},
+      {R"({"data": {"kinds": []}})", "data.kinds: is empty"},
+      {R"({"data": {"kinds": ["catalog"], "catalog_fraction": 0}})", "data.kinds: only catalog"},
+      {R"({"data": {"kinds": ["color"], "catalog_fraction": 1}})", "data.kinds: no catalog"},
   };
   for (const auto& [text, expected] : cases) {
     auto r = ParseRecipe(text, "recipe.json");
@@ -154,6 +160,35 @@ TEST(TrainRecipe, CliRejectsABadRecipeWithExitCode2) {
 }
 
 // ------------------------------------------------------------------ training
+
+TEST(TrainRecipe, KindsRestrictTheDrawnSamples) {
+  auto r = ParseRecipe(R"({"data": {"kinds": ["yes_no", "color", "color"]}})", "recipe.json");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->kinds.size(), 2u);
+  EXPECT_EQ(r->kinds[0], QuestionKind::kYesNo);
+  EXPECT_EQ(r->kinds[1], QuestionKind::kColor);
+  int changed = 0;
+  for (int64_t i = 0; i < 40; ++i) {
+    const VqaSample plain = MakeSample(r->data, Split::kTrain, i);
+    EXPECT_EQ(DrawSample(r->data, {}, Split::kTrain, i).question, plain.question) << i;
+    const VqaSample s = DrawSample(r->data, r->kinds, Split::kTrain, i);
+    EXPECT_TRUE(s.kind == QuestionKind::kYesNo || s.kind == QuestionKind::kColor) << i << ": " << s.question;
+    if (plain.kind == s.kind) EXPECT_EQ(s.question, plain.question) << "a wanted sample is kept as it is";
+    changed += plain.kind != s.kind;
+  }
+  EXPECT_GT(changed, 10) << "of 40 samples of 8 kinds, most are redrawn";
+}
+
+TEST(TrainTrainer, KindsRestrictTrainingAndEvaluation) {
+  const std::string out = testing::ScratchDir() + "/kinds";
+  json recipe = MicroRecipeJson(4);
+  recipe["data"]["kinds"] = json::array({"count"});
+  auto result = Train(MicroOptions(recipe, out));
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  const json eval = json::parse(ReadFile(out + "/eval.json"));
+  ASSERT_EQ(eval["per_kind"].size(), 1u) << eval.dump();
+  EXPECT_EQ(eval["per_kind"]["count"]["samples"].get<int>(), 16);
+}
 
 TEST(TrainTrainer, MicroRunLowersTheLossAndWritesARunnableCheckpoint) {
   const std::string dir = testing::ScratchDir();

@@ -58,7 +58,7 @@ void AddBenchCommand(CLI::App& app, Status* result) {
   cmd->add_option("--shapes", o.shapes, "With --kernels: weight shapes NxK")->capture_default_str();
   cmd->add_option("--batch", o.batch, "With --kernels: activation rows m (1 = decode GEMV)")->capture_default_str();
   cmd->add_option("--min-time", o.kernel_min_seconds, "With --kernels: seconds of calls per case")->capture_default_str();
-  cmd->add_option("--model", o.model_dir, "Checkpoint directory (float or quantized) to run end to end");
+  cmd->add_option("--model", o.model_dir, "Checkpoint directory (float or quantized) or .blz file to run end to end");
   cmd->add_option("--prompt-tokens", o.prompt_tokens, "With --model: prompt length for prefill")->capture_default_str();
   cmd->add_option("--decode-tokens", o.decode_tokens, "With --model: greedy decode steps timed")->capture_default_str();
   cmd->add_option("--activations", o.activations, "Quantized matmuls: a16 (f32 activations) or a8 (int8 activations)")

@@ -94,7 +94,7 @@ Status Eval(const EvalArgs& a) {
 void AddEvalCommand(CLI::App& app, Status* result) {
   auto a = std::make_shared<EvalArgs>();
   auto* cmd = app.add_subcommand("eval", "Measure a model's answer accuracy, perplexity and agreement with a reference");
-  cmd->add_option("--model", a->model_dir, "Model directory (float or quantized checkpoint)")->required();
+  cmd->add_option("--model", a->model_dir, "Model directory (float or quantized checkpoint) or a .blz file from bitlens export")->required();
   auto* split = cmd->add_option("--split", a->split, "Synthetic data split: test (default), validation or train")
                     ->check(CLI::IsMember({"test", "validation", "train"}));
   cmd->add_option("--data", a->data, "JSONL file in the calibration format with answers (and \"kind\")")
