@@ -55,6 +55,9 @@ struct ExportResult {
 // Loads `model_dir` (validating every tensor), then writes options.output
 // atomically (temporary name, then rename).
 Result<ExportResult> ExportBlz(const ExportOptions& options);
+// Writes options.output as an ExecuTorch program (.pte): the model's .blz
+// image is the BitlensBackend delegate blob of every compute method.
+Result<ExportResult> ExportPte(const ExportOptions& options);
 // The per-component size table printed by `bitlens export`.
 std::string FormatExportSummary(const ExportResult& result);
 
