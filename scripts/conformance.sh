@@ -35,6 +35,17 @@ if ((${#missing[@]})); then
   "$PYTHON" -m pip install --quiet "${missing[@]}"
 fi
 
+# ExecuTorch's deserializer for tests/conformance/pte_deserialize.py. executorch is installed
+# without its dependencies (they would pull coremltools, pandas, scikit-learn and another torch
+# pin); its serializer needs only these three. The script runs build/bitlens (BUILD_DIR).
+ET_PIN="executorch==1.5.1"
+if [[ "$("$PYTHON" -m pip show executorch 2>/dev/null | sed -n 's/^Version: //p')" != "${ET_PIN##*==}" ]]; then
+  echo "conformance: installing $ET_PIN (no deps) and ruamel.yaml, flatbuffers, tabulate from PyPI"
+  "$PYTHON" -m pip install --quiet --no-deps "$ET_PIN"
+  "$PYTHON" -m pip install --quiet ruamel.yaml flatbuffers tabulate
+fi
+export BUILD_DIR
+
 # Every generator in tests/conformance/ (model goldens, and tokenizer / image goldens as they are
 # added); each writes its own cases under tests/golden/ and exits non-zero on any self-check.
 shopt -s nullglob

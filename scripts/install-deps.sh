@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libhwy-dev libopenblas-dev nlohmann-json3-dev libstb-dev libsentencepiece-dev
   libpcre2-dev libicu-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libflatbuffers-dev flatbuffers-compiler
 )
 
 missing=()

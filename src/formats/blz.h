@@ -98,10 +98,16 @@ class BlzFile {
   static Result<std::shared_ptr<BlzFile>> Open(const std::string& path);
   // True when `path` starts with the .blz magic (cheap; reads 8 bytes).
   static bool LooksLikeBlz(const std::string& path);
+  // Parses the .blz image at [offset, offset + size) of a mapping another
+  // container (.pte) validated; tensor offsets stay relative to the image.
+  static Result<std::shared_ptr<BlzFile>> FromMapping(std::shared_ptr<MappedFile> mapping, uint64_t offset,
+                                                      uint64_t size);
 
   const std::string& path() const { return file_->path(); }
   const Contents& contents() const { return contents_; }
   const std::shared_ptr<MappedFile>& mapping() const { return file_; }
+  // Where the image starts in the mapping (0 for a .blz file).
+  uint64_t image_offset() const { return image_offset_; }
   // The embedded side file `name`, or null when absent.
   const std::string_view* FindFile(const std::string& name) const;
   // "<path>: built for arm64-neon; this is an x86 build" when the target's
@@ -110,6 +116,7 @@ class BlzFile {
 
  private:
   std::shared_ptr<MappedFile> file_;
+  uint64_t image_offset_ = 0;
   Contents contents_;
 };
 

@@ -239,6 +239,20 @@ Result<std::shared_ptr<BlzFile>> BlzFile::Open(const std::string& path) {
   return file;
 }
 
+Result<std::shared_ptr<BlzFile>> BlzFile::FromMapping(std::shared_ptr<MappedFile> mapping, uint64_t offset,
+                                                      uint64_t size) {
+  if (offset > mapping->size() || size > mapping->size() - offset) {
+    return InvalidArgument(mapping->path() + ": .blz image is past the end of the file");
+  }
+  auto file = std::shared_ptr<BlzFile>(new BlzFile());
+  auto contents = Parse(mapping->data() + offset, static_cast<size_t>(size));
+  if (!contents.ok()) return contents.status().WithContext(mapping->path());
+  file->file_ = std::move(mapping);
+  file->image_offset_ = offset;
+  file->contents_ = std::move(contents).value();
+  return file;
+}
+
 bool BlzFile::LooksLikeBlz(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char magic[sizeof(kMagic)] = {};

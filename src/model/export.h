@@ -55,6 +55,9 @@ struct ExportResult {
 // Loads `model_dir` (validating every tensor), then writes options.output
 // atomically (temporary name, then rename).
 Result<ExportResult> ExportBlz(const ExportOptions& options);
+// Writes options.output as an ExecuTorch program (.pte): the model's .blz
+// image is the BitlensBackend delegate blob of every compute method.
+Result<ExportResult> ExportPte(const ExportOptions& options);
 // The per-component size table printed by `bitlens export`.
 std::string FormatExportSummary(const ExportResult& result);
 
@@ -62,6 +65,12 @@ std::string FormatExportSummary(const ExportResult& result);
 // ISA family; every tensor is validated against config.json and its
 // quantization_config before use; weights are views into the mapping.
 Result<std::unique_ptr<Model>> LoadBlzModel(const std::string& path);
+// The same for a parsed image (a .blz file, or the image inside a .pte).
+Result<std::unique_ptr<Model>> LoadBlzModel(const std::shared_ptr<blz::BlzFile>& file);
+// Maps a .pte written by ExportPte, validates it, and builds the Model from
+// the BitlensBackend delegate's .blz image in place (weights stay views into
+// the .pte mapping).
+Result<std::unique_ptr<Model>> LoadPteModel(const std::string& path);
 
 // Resident set size of this process in bytes (0 where unknown).
 uint64_t ResidentBytes();

@@ -66,6 +66,14 @@ bool HasTokenizer(const blz::BlzFile& file) {
 Result<std::unique_ptr<Model>> LoadBlzModel(const std::string& path) {
   const auto start = std::chrono::steady_clock::now();
   BL_ASSIGN_OR_RETURN(std::shared_ptr<blz::BlzFile> file, blz::BlzFile::Open(path));
+  BL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadBlzModel(file));
+  model->load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return model;
+}
+
+Result<std::unique_ptr<Model>> LoadBlzModel(const std::shared_ptr<blz::BlzFile>& file) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string path = file->path();
   BL_TRY(file->CheckTargetRunsHere());
   const blz::Contents& c = file->contents();
   const nlohmann::json md = nlohmann::json::parse(c.metadata_json, nullptr, /*allow_exceptions=*/false);
@@ -114,7 +122,7 @@ Result<std::unique_ptr<Model>> LoadBlzModel(const std::string& path) {
     entries.push_back(std::move(e));
   }
   BL_ASSIGN_OR_RETURN(model->checkpoint,
-                      Checkpoint::FromFiles({SafetensorsFile::FromMapping(file->mapping(), 0, std::move(entries))}));
+                      Checkpoint::FromFiles({SafetensorsFile::FromMapping(file->mapping(), file->image_offset(), std::move(entries))}));
   BL_TRY(quant::CheckQuantizedTensorsPresent(model->checkpoint, model->quantization));
 
   TempDir tokenizer_dir;

@@ -9,6 +9,7 @@
 
 #include "base/mmap_file.h"
 #include "formats/blz.h"
+#include "formats/pte.h"
 #include "model/export.h"
 
 namespace bitlens {
@@ -78,6 +79,9 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& dir) {
   // one reports what is wrong with it rather than "not a directory".
   if (fs::is_regular_file(dir, ec) && (blz::BlzFile::LooksLikeBlz(dir) || fs::path(dir).extension() == ".blz")) {
     return LoadBlzModel(dir);
+  }
+  if (fs::is_regular_file(dir, ec) && (pte::PteFile::LooksLikePte(dir) || fs::path(dir).extension() == ".pte")) {
+    return LoadPteModel(dir);
   }
   if (!fs::is_directory(dir, ec)) return NotFound(dir + ": not a model directory");
   auto model = std::make_unique<Model>();

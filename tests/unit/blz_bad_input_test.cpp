@@ -176,11 +176,11 @@ TEST_F(BlzBadInput, CorruptHeaderAndTable) {
   ExpectRefused("table-checksum", b, "checksum mismatch (corrupt section)");
 }
 
-TEST_F(BlzBadInput, PteIsNotYetSupported) {
-  auto r = testing::RunCli("export --model " + *dir_ + "/src --to pte -o " + *dir_ + "/x.pte");
+TEST_F(BlzBadInput, UnknownContainerAndTarget) {
+  auto r = testing::RunCli("export --model " + *dir_ + "/src --to onnx -o " + *dir_ + "/x.onnx");
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("--to pte is not yet supported"), std::string::npos) << r.err;
-  EXPECT_FALSE(fs::exists(*dir_ + "/x.pte"));
+  EXPECT_NE(r.err.find("--to 'onnx' is not blz or pte"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(*dir_ + "/x.onnx"));
   r = testing::RunCli("export --model " + *dir_ + "/src --target riscv -o " + *dir_ + "/x.blz");
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("--target 'riscv' is not one of"), std::string::npos) << r.err;

@@ -1,5 +1,5 @@
 // bitlens export: write a checkpoint folder as one ahead-of-time file that
-// the runtime maps and runs (.blz now; .pte later).
+// the runtime maps and runs (.blz) or an ExecuTorch program (.pte).
 #include <cstdio>
 #include <memory>
 
@@ -21,10 +21,7 @@ struct ExportArgs {
 };
 
 Status Export(const ExportArgs& a) {
-  if (a.to == "pte") {
-    return Unsupported("--to pte is not yet supported (ExecuTorch .pte export is planned); use --to blz");
-  }
-  if (a.to != "blz") return InvalidArgument("--to '" + a.to + "' is not blz or pte");
+  if (a.to != "blz" && a.to != "pte") return InvalidArgument("--to '" + a.to + "' is not blz or pte");
   ExportOptions o;
   o.model_dir = a.model_dir;
   o.output = a.output;
@@ -34,7 +31,7 @@ Status Export(const ExportArgs& a) {
   if (!a.target.empty()) {
     BL_ASSIGN_OR_RETURN(o.target, blz::ParseTarget(a.target));
   }
-  BL_ASSIGN_OR_RETURN(ExportResult r, ExportBlz(o));
+  BL_ASSIGN_OR_RETURN(ExportResult r, a.to == "pte" ? ExportPte(o) : ExportBlz(o));
   std::fputs(FormatExportSummary(r).c_str(), stdout);
   std::printf("export: done in %.2f s\n", r.seconds);
   return Status::Ok();
@@ -44,9 +41,9 @@ Status Export(const ExportArgs& a) {
 
 void AddExportCommand(CLI::App& app, Status* result) {
   auto a = std::make_shared<ExportArgs>();
-  auto* cmd = app.add_subcommand("export", "Write a checkpoint folder as one mmap-able file (.blz) for the runtime");
+  auto* cmd = app.add_subcommand("export", "Write a checkpoint folder as one mmap-able file (.blz, or ExecuTorch .pte)");
   cmd->add_option("--model", a->model_dir, "Float or quantized checkpoint folder")->required();
-  cmd->add_option("--to", a->to, "Container: blz (bitlens' own) or pte (ExecuTorch; not yet supported)");
+  cmd->add_option("--to", a->to, "Container: blz (bitlens' own) or pte (ExecuTorch program, BitlensBackend delegate)");
   cmd->add_option("--target", a->target,
                   "Target ISA: x86-avx2, x86-avx512, arm64-neon, arm64-dotprod (default: this machine's family)");
   cmd->add_option("--max-context", a->max_context, "Context positions the memory plan is sized for");
